@@ -1,0 +1,1 @@
+"""The ``nexus`` command-line program: one module per command group."""

@@ -1,0 +1,54 @@
+"""One settings object for the whole platform; every environment read lives here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class NexusSettings:
+    """Where the platform keeps its state and which services it talks to.
+
+    Every field has an embedded default (local folders, SQLite); production points them at servers
+    through ``NEXUS_*`` environment variables.
+
+    Example:
+        >>> settings = NexusSettings.from_env()
+        >>> settings.home.name
+        '.nexus'
+    """
+
+    home: Path = field(default_factory=lambda: Path(".nexus").resolve())
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = "nexus"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.mlflow_tracking_uri is None:
+            object.__setattr__(self, "mlflow_tracking_uri", f"sqlite:///{self.home / 'mlflow.db'}")
+
+    @property
+    def ultralytics_config_dir(self) -> Path:
+        return self.home / "ultralytics"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.home / "mlflow-artifacts"
+
+    @classmethod
+    def from_env(cls) -> NexusSettings:
+        """Build settings from ``NEXUS_HOME``, ``NEXUS_MLFLOW_TRACKING_URI``, ``NEXUS_MLFLOW_EXPERIMENT``."""
+        home = Path(_env("NEXUS_HOME", ".nexus")).expanduser().resolve()
+        return cls(
+            home=home,
+            mlflow_tracking_uri=os.environ.get("NEXUS_MLFLOW_TRACKING_URI") or None,
+            mlflow_experiment=_env("NEXUS_MLFLOW_EXPERIMENT", "nexus"),
+            device=_env("NEXUS_DEVICE", "cpu"),
+        )

@@ -1,0 +1,1 @@
+"""Vision operations: image decoding, letterbox, box decoding, NMS and masks."""
