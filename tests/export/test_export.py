@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from nexus.errors import ExportError, ModelLoadError
+from nexus.export import ExportConfig, export_model
+from nexus.export.onnx_export import read_onnx_metadata
+from nexus.export.tensorrt_engine import (
+    EngineStamp,
+    check_engine_stamp,
+    read_stamped_engine,
+    write_stamped_engine,
+)
+from nexus.inference.detector import Detector
+from nexus.vision.nms import box_iou
+
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(scope="module")
+def exported(detect_weights, sample_dataset, tmp_path_factory):
+    config = ExportConfig(
+        weights=detect_weights,
+        out_dir=tmp_path_factory.mktemp("exported"),
+        formats=("onnx", "fp16", "int8"),
+        data=sample_dataset,
+        calibration_images=16,
+    )
+    return export_model(config).files
+
+
+def test_onnx_has_metadata_and_dynamic_batch(exported, detect_weights):
+    metadata = read_onnx_metadata(exported["onnx"])
+    assert metadata.names == Detector.from_path(detect_weights).names
+    assert metadata.imgsz == (96, 96) and metadata.stride == 32 and metadata.task == "detect"
+    assert metadata.preprocessing["pad_value"] == 114 and metadata.preprocessing["color"] == "RGB"
+    properties = {p.key: p.value for p in onnx.load(str(exported["onnx"])).metadata_props}
+    assert json.loads(properties["nexus_preprocessing"])["letterbox"] is True
+    session = ort.InferenceSession(str(exported["onnx"]), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"images": np.zeros((3, 3, 96, 96), np.float32)})
+    assert outputs[0].shape[0] == 3
+
+
+def matched_fraction(reference, candidate, iou=0.8):
+    if not len(reference):
+        return 1.0
+    if not len(candidate):
+        return 0.0
+    overlap = box_iou(reference.xyxy, candidate.xyxy)
+    same_class = reference.class_id[:, None] == candidate.class_id[None, :]
+    return float(((overlap > iou) & same_class).any(axis=1).mean())
+
+
+@pytest.mark.parametrize(
+    ("variant", "precision", "min_match"), [("fp16", "fp16", 0.95), ("int8", "int8", 0.6)]
+)
+def test_reduced_precision_models_stay_close_to_fp32(exported, val_images, variant, precision, min_match):
+    reference = Detector.from_path(exported["onnx"])
+    candidate = Detector.from_path(exported[variant])
+    assert candidate.metadata.precision == precision
+    fractions = []
+    for path in val_images:
+        expected = reference.predict(str(path), conf=0.05)[0]
+        fractions.append(matched_fraction(expected, candidate.predict(str(path), conf=0.04)[0]))
+    assert np.mean(fractions) >= min_match
+
+
+def test_int8_quantizes_convolutions_and_keeps_the_box_decode_float(exported):
+    graph = onnx.load(str(exported["int8"])).graph
+    quantized_inputs = {i for n in graph.node if n.op_type == "DequantizeLinear" for i in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    dfl = [n for n in convs if "/dfl/" in n.name.lower()]
+    assert dfl, "the DFL convolution should still be present"
+    assert all(n.input[0] not in quantized_inputs for n in dfl)
+    assert sum(n.input[0] in quantized_inputs for n in convs) >= len(convs) - len(dfl) - 1
+    outputs = {o.name for o in graph.output}
+    decode = [n for n in graph.node if n.op_type == "Sigmoid" or set(n.output) & outputs]
+    assert decode and not any(set(n.input) & quantized_inputs for n in decode)
+
+
+def test_int8_needs_calibration_data(detect_weights, tmp_path):
+    with pytest.raises(ExportError, match="--data"):
+        ExportConfig(weights=detect_weights, out_dir=tmp_path, formats=("int8",))
+
+
+def test_unknown_format_is_rejected(detect_weights, tmp_path):
+    with pytest.raises(ExportError, match="unknown export format"):
+        ExportConfig(weights=detect_weights, out_dir=tmp_path, formats=("tflite",))
+
+
+@pytest.mark.skipif(
+    HAS_TENSORRT, reason="TensorRT is installed here; the absent-TensorRT message is not reachable"
+)
+def test_engine_export_without_tensorrt_fails_fast_with_a_clear_message(detect_weights, tmp_path):
+    with pytest.raises(ExportError, match="TensorRT is not installed"):
+        export_model(ExportConfig(weights=detect_weights, out_dir=tmp_path / "out", formats=("engine",)))
+    assert not (tmp_path / "out").exists(), "nothing should be written before the check"
+
+
+def test_engine_stamp_round_trip_and_mismatch(tmp_path, detect_onnx):
+    built = EngineStamp("NVIDIA H100 80GB HBM3", "9.0", "10.3.0", "12.4")
+    path = write_stamped_engine(tmp_path / "m.engine", b"\x00engine", built, read_onnx_metadata(detect_onnx))
+    stamp, metadata, engine = read_stamped_engine(path)
+    assert stamp == built and engine == b"\x00engine" and metadata.task == "detect"
+    check_engine_stamp(path, stamp, built)
+    running = EngineStamp("NVIDIA H200", "9.0", "10.5.0", "12.4")
+    with pytest.raises(ModelLoadError) as error:
+        check_engine_stamp(path, stamp, running)
+    message = str(error.value)
+    assert "NVIDIA H100 80GB HBM3" in message and "NVIDIA H200" in message and "10.5.0" in message
+    assert "cuda version" not in message
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_TENSORRT, reason="needs TensorRT and a CUDA GPU")
+def test_engine_builds_and_matches_onnx(detect_weights, tmp_path, val_images):
+    files = export_model(ExportConfig(weights=detect_weights, out_dir=tmp_path, formats=("engine",))).files
+    engine = Detector.from_path(files["engine"], device="0")
+    onnx_detector = Detector.from_path(files["onnx"])
+    for path in val_images[:4]:
+        expected = onnx_detector.predict(str(path), conf=0.05)[0]
+        assert matched_fraction(expected, engine.predict(str(path), conf=0.04)[0]) > 0.9
