@@ -12,6 +12,17 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        from nexus.errors import NexusError
+
+        raise NexusError(f"{name}={value!r} must be a positive integer")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class NexusSettings:
     """Where the platform keeps its state and which services it talks to.
@@ -29,6 +40,7 @@ class NexusSettings:
     mlflow_tracking_uri: str | None = None
     mlflow_experiment: str = "nexus"
     device: str = "cpu"
+    torch_threads: int | None = field(default_factory=lambda: _env_int("NEXUS_TORCH_THREADS"))
 
     def __post_init__(self) -> None:
         if self.mlflow_tracking_uri is None:
@@ -44,7 +56,8 @@ class NexusSettings:
 
     @classmethod
     def from_env(cls) -> NexusSettings:
-        """Build settings from ``NEXUS_HOME``, ``NEXUS_MLFLOW_TRACKING_URI``, ``NEXUS_MLFLOW_EXPERIMENT``."""
+        """Build settings from ``NEXUS_HOME``, ``NEXUS_MLFLOW_TRACKING_URI``, ``NEXUS_MLFLOW_EXPERIMENT``,
+        ``NEXUS_DEVICE`` and ``NEXUS_TORCH_THREADS`` (training threads; all cores by default)."""
         home = Path(_env("NEXUS_HOME", ".nexus")).expanduser().resolve()
         return cls(
             home=home,

