@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("NEXUS_TORCH_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _offline_before_collection() -> None:
+    """Test modules import Ultralytics at collection: point its settings at a scratch home first."""
+    from nexus.offline import ensure_offline
+    from nexus.settings import NexusSettings
+
+    home = Path(os.environ.get("NEXUS_TEST_BOOT_HOME") or tempfile.mkdtemp(prefix="nexus-test-home-"))
+    ensure_offline(NexusSettings(home=home))
+
+
+_offline_before_collection()
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
@@ -70,7 +83,10 @@ def _trained(shared: Path, dataset: Path, model: str, name: str) -> Path:
 
     def build(target: Path) -> Path:
         settings = NexusSettings(home=target, mlflow_tracking_uri=f"sqlite:///{target / 'mlflow.db'}")
-        config = TrainConfig(data=dataset, model=model, epochs=16, imgsz=96, batch=8, name=name, seed=0)
+        config = TrainConfig(
+            data=dataset, model=model, epochs=16, imgsz=96, batch=8, name=name, seed=0,
+            extra={"val": False, "plots": False},
+        )
         return train_model(config, settings=settings, progress=False).best_weights
 
     return build_once(shared, name, build)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from nexus.errors import NexusError
@@ -19,13 +18,23 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from nexus.cli import data, evaluate, export, predict, train
+    from nexus.cli import api, data, evaluate, export, predict, quickstart, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(evaluate.app, name="eval")
+    from nexus.cli import track, video
+
+    app.add_typer(video.app, name="video")
+    app.command("track")(track.track_command)
     app.command("train")(train.train_command)
     app.command("export")(export.export_command)
     app.command("predict")(predict.predict_command)
+    app.command("quickstart")(quickstart.quickstart_command)
+    app.command("api")(api.api_command)
+    from nexus.cli import deploy, serve
+
+    app.command("serve")(serve.serve_command)
+    app.add_typer(deploy.app, name="deploy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,14 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     except NexusError as error:
         typer.echo(f"error: {error}", err=True)
         return error.exit_code
-    except click.exceptions.ClickException as error:
-        error.show()
+    except typer.Exit as error:
         return error.exit_code
-    except click.exceptions.Exit as error:
-        return error.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
+    except typer.TyperException as error:  # typer's bundled click usage errors (missing/bad options)
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"error: {error}", err=True)
+        return int(getattr(error, "exit_code", 2))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
         typer.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
         return 2

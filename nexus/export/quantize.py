@@ -6,6 +6,7 @@ scores under one scale. Only ``Conv`` nodes are quantized, and the head's DFL de
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,9 +42,21 @@ class _LetterboxCalibrationReader:
         self._index = 0
 
 
+_HEAD_OUTPUT_CONV = re.compile(r"/cv\d\.\d+/cv\d\.\d+\.2/Conv$")
+
+
 def float_only_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of nodes kept in float: the distribution-focal-loss (DFL) box decode."""
-    return [node.name for node in model.graph.node if "/dfl/" in node.name.lower()]
+    """Names of nodes kept in float: the head's last convolution of each branch (box distribution,
+    class logits, mask coefficients), whose outputs feed the decode, and the DFL box decode itself.
+
+    Quantizing those outputs puts box offsets and class logits on a coarse 8-bit grid right before
+    the decode; they are 1x1 convolutions with few channels, so keeping them float costs little.
+    """
+    return [
+        node.name
+        for node in model.graph.node
+        if "/dfl/" in node.name.lower() or (node.op_type == "Conv" and _HEAD_OUTPUT_CONV.search(node.name))
+    ]
 
 
 def quantize_onnx_int8(

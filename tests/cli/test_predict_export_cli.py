@@ -9,7 +9,7 @@ from nexus.cli.main import main
 
 def test_predict_json_lists_detections_per_image(detect_onnx, val_images, capsys):
     rc = main(
-        ["predict", str(detect_onnx), str(val_images[0]), str(val_images[1]), "--conf", "0.01", "--json"]
+        ["predict", str(detect_onnx), str(val_images[0]), str(val_images[1]), "--conf", "0.0001", "--json"]
     )
     assert rc == 0
     payload = json.loads(capsys.readouterr().out)
@@ -17,11 +17,11 @@ def test_predict_json_lists_detections_per_image(detect_onnx, val_images, capsys
     assert [r["image"] for r in payload["results"]] == [str(val_images[0]), str(val_images[1])]
     first = payload["results"][0]["detections"]
     assert first and set(first[0]) >= {"xyxy", "confidence", "class_id", "class_name"}
-    assert all(d["confidence"] >= 0.01 for d in first)
+    assert all(d["confidence"] >= 0.0001 for d in first)
 
 
 def test_predict_segmentation_includes_rle_masks(segment_onnx, val_images, capsys):
-    assert main(["predict", str(segment_onnx), str(val_images[0]), "--conf", "0.01", "--json"]) == 0
+    assert main(["predict", str(segment_onnx), str(val_images[0]), "--conf", "0.0001", "--json"]) == 0
     detections = json.loads(capsys.readouterr().out)["results"][0]["detections"]
     assert detections and all(set(d["mask"]) == {"size", "counts"} for d in detections)
 

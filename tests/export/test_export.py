@@ -11,6 +11,7 @@ import pytest
 from nexus.errors import ExportError, ModelLoadError
 from nexus.export import ExportConfig, export_model
 from nexus.export.onnx_export import read_onnx_metadata
+from nexus.export.quantize import float_only_nodes
 from nexus.export.tensorrt_engine import (
     EngineStamp,
     check_engine_stamp,
@@ -71,17 +72,22 @@ def test_reduced_precision_models_stay_close_to_fp32(exported, val_images, varia
     assert np.mean(fractions) >= min_match
 
 
-def test_int8_quantizes_convolutions_and_keeps_the_box_decode_float(exported):
+def test_int8_quantizes_convolutions_and_keeps_the_head_outputs_and_decode_float(exported):
     graph = onnx.load(str(exported["int8"])).graph
-    quantized_inputs = {i for n in graph.node if n.op_type == "DequantizeLinear" for i in n.output}
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    quantized = {i for n in graph.node if n.op_type == "QuantizeLinear" for i in n.input}
     convs = [n for n in graph.node if n.op_type == "Conv"]
-    dfl = [n for n in convs if "/dfl/" in n.name.lower()]
-    assert dfl, "the DFL convolution should still be present"
-    assert all(n.input[0] not in quantized_inputs for n in dfl)
-    assert sum(n.input[0] in quantized_inputs for n in convs) >= len(convs) - len(dfl) - 1
-    outputs = {o.name for o in graph.output}
-    decode = [n for n in graph.node if n.op_type == "Sigmoid" or set(n.output) & outputs]
-    assert decode and not any(set(n.input) & quantized_inputs for n in decode)
+    kept_float = set(float_only_nodes(onnx.load(str(exported["onnx"]))))
+    head = [n for n in convs if n.name in kept_float]
+    assert any("/dfl/" in n.name for n in head) and len(head) >= 7  # DFL + (box, class) x 3 strides
+    for node in head:
+        assert node.input[1] not in dequantized, f"{node.name} has quantized weights"
+        assert node.output[0] not in quantized, f"{node.name} output is quantized"
+    body = [n for n in convs if n.name not in kept_float]
+    assert sum(n.input[1] in dequantized for n in body) == len(body), "every other conv is INT8"
+    assert not any(
+        n.op_type == "QuantizeLinear" for n in graph.node if set(n.input) & {o.name for o in graph.output}
+    )
 
 
 def test_int8_needs_calibration_data(detect_weights, tmp_path):

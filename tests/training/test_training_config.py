@@ -178,4 +178,4 @@ def test_ultralytics_settings_stay_in_home(settings: NexusSettings) -> None:
     assert saved["weights_dir"] == str(settings.home / "weights")
     assert saved["datasets_dir"] == str(settings.home / "datasets")
     threads = ul_torch_utils.NUM_THREADS
-    assert threads == cpu_count()
+    assert threads == (settings.torch_threads or cpu_count())

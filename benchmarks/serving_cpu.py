@@ -1,0 +1,215 @@
+"""CPU serving: closed-loop HTTP load with real JPEGs against three servers, side by side.
+
+(a) Ultralytics ``predict`` in-process (no HTTP: the ceiling a server has to approach),
+(b) the same model behind a plain KServe predictor (decode + ``Detector.predict`` per request, no
+    batching), and (c) our batching predictor (``nexus.serving``), each at concurrency 1, 8 and 32.
+Prints req/s, p50 and p99 per point and the ratios of (c) over (a) and (b).
+
+    .venv/bin/python benchmarks/serving_cpu.py --weights best.pt [--onnx best.onnx] \
+        [--images DIR] [--duration 10] [--concurrency 1 8 32] [--max-batch-size 8]
+
+The load generator runs on the same machine as the servers: on a small box it competes for the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from nexus.offline import ensure_offline
+from nexus.serving.launcher import PredictorProcess, free_port, wait_ready
+
+MODEL_NAME = "nexus-detector"
+PLAIN_SERVER = textwrap.dedent(
+    """
+    import sys
+    model_path, port = sys.argv[1], int(sys.argv[2])
+    sys.argv = sys.argv[:1]
+    import kserve
+    from nexus.inference.detector import Detector
+    from nexus.inference.records import detections_to_records
+    from nexus.serving.server import _bind_rest_server_to, quiet_access_logs
+    from nexus.vision.image_io import decode_image_bytes
+    import base64
+
+    class Plain(kserve.Model):
+        def load(self):
+            self.detector = Detector.from_path(model_path)
+            self.ready = True
+            return True
+
+        def predict(self, payload, headers=None):
+            images = [decode_image_bytes(base64.b64decode(i["b64"])) for i in payload["instances"]]
+            return {"predictions": [detections_to_records(d) for d in self.detector.predict_arrays(images)]}
+
+    model = Plain("nexus-detector")
+    model.load()
+    _bind_rest_server_to("127.0.0.1")
+    server = kserve.ModelServer(http_port=port, enable_grpc=False, enable_latency_logging=False)
+    quiet_access_logs()  # after the server configured logging, as nexus.serving.server.serve does
+    server.start([model])
+    """
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--weights", type=Path, required=True, help="Ultralytics .pt weights")
+    parser.add_argument("--onnx", type=Path, default=None, help="its ONNX export (exported here if omitted)")
+    parser.add_argument(
+        "--images", type=Path, default=None, help="folder of JPEGs (synthetic 640x480 if omitted)"
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load point")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--max-delay-ms", type=float, default=4.0)
+    return parser.parse_args()
+
+
+def load_jpegs(folder: Path | None, count: int = 32) -> list[bytes]:
+    if folder is not None:
+        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))[:count]
+        if not paths:
+            raise SystemExit(f"no JPEGs in {folder}")
+        return [p.read_bytes() for p in paths]
+    from nexus.datasets import SynthConfig, synthesize_dataset
+
+    target = Path(tempfile.mkdtemp()) / "shapes"
+    synthesize_dataset(target, SynthConfig(images=count, seed=0, imgsz=640, val_fraction=0.25))
+    return [p.read_bytes() for p in sorted(target.rglob("*.jpg"))[:count]]
+
+
+def summarize(latencies: list[float], elapsed: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "rps": len(ordered) / elapsed,
+        "p50": 1000 * statistics.median(ordered),
+        "p99": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+    }
+
+
+async def http_load(url: str, jpegs: list[bytes], concurrency: int, duration: float) -> dict[str, float]:
+    bodies = [{"instances": [{"b64": base64.b64encode(j).decode()}]} for j in jpegs]
+    latencies: list[float] = []
+    stop = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def worker(offset: int) -> None:
+            index = offset
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                response = await client.post(
+                    f"{url}/v1/models/{MODEL_NAME}:predict", json=bodies[index % len(bodies)]
+                )
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+                index += concurrency
+
+        begin = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        return summarize(latencies, time.perf_counter() - begin)
+
+
+def ultralytics_load(
+    weights: Path, jpegs: list[bytes], concurrency: int, duration: float
+) -> dict[str, float]:
+    """Closed loop in-process: ``concurrency`` threads share one model behind a lock (not thread-safe)."""
+    import cv2
+    import numpy as np
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    stop = 0.0
+
+    def worker(offset: int) -> None:
+        index = offset
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            image = cv2.imdecode(np.frombuffer(jpegs[index % len(jpegs)], np.uint8), cv2.IMREAD_COLOR)
+            with lock:
+                model.predict(image, verbose=False)
+            latencies.append(time.perf_counter() - started)
+            index += concurrency
+
+    model.predict(cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_COLOR), verbose=False)
+    begin = time.perf_counter()
+    stop = begin + duration
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return summarize(latencies, time.perf_counter() - begin)
+
+
+def main() -> None:
+    args = parse_args()
+    ensure_offline()
+    jpegs = load_jpegs(args.images)
+    onnx = args.onnx
+    if onnx is None:
+        from nexus.export.onnx_export import export_onnx
+
+        onnx = export_onnx(args.weights, Path(tempfile.mkdtemp()) / "model.onnx")
+    results: dict[str, dict[int, dict[str, float]]] = {"ultralytics": {}, "plain-kserve": {}, "nexus": {}}
+    for concurrency in args.concurrency:
+        results["ultralytics"][concurrency] = ultralytics_load(
+            args.weights, jpegs, concurrency, args.duration
+        )
+
+    port = free_port()
+    plain = subprocess.Popen(
+        [sys.executable, "-c", PLAIN_SERVER, str(onnx), str(port)], stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", MODEL_NAME, 120, plain)
+        for concurrency in args.concurrency:
+            results["plain-kserve"][concurrency] = asyncio.run(
+                http_load(f"http://127.0.0.1:{port}", jpegs, concurrency, args.duration)
+            )
+    finally:
+        plain.terminate()
+        plain.wait()
+
+    with PredictorProcess.start(
+        onnx, max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms, timeout_s=120
+    ) as ours:
+        for concurrency in args.concurrency:
+            results["nexus"][concurrency] = asyncio.run(
+                http_load(ours.url, jpegs, concurrency, args.duration)
+            )
+
+    print(f"\n{'server':<14}{'conc':>6}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, points in results.items():
+        for concurrency, r in points.items():
+            print(f"{name:<14}{concurrency:>6}{r['rps']:>10.1f}{r['p50']:>10.1f}{r['p99']:>10.1f}")
+    print("\nratios (nexus req/s over the peer):")
+    for concurrency in args.concurrency:
+        ours = results["nexus"][concurrency]["rps"]
+        peer = results["ultralytics"][concurrency]["rps"]
+        plain_rps = results["plain-kserve"][concurrency]["rps"]
+        print(
+            f"  concurrency {concurrency:>3}: vs ultralytics x{ours / peer:.2f}"
+            f"  vs plain kserve x{ours / plain_rps:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

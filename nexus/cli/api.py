@@ -1,0 +1,105 @@
+"""``nexus api``: run the metadata service (``serve``), migrate its database, or create a user."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from nexus.errors import NexusError
+
+
+def api_command(
+    action: Annotated[
+        str,
+        typer.Argument(help="serve (default), migrate (alembic upgrade head), downgrade, create-user."),
+    ] = "serve",
+    host: Annotated[str | None, typer.Option("--host", help="Bind address; default NEXUS_API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port; default NEXUS_API_PORT (8700).")] = None,
+    revision: Annotated[str, typer.Option("--revision", help="Target of migrate/downgrade.")] = "",
+    username: Annotated[str, typer.Option("--username", help="create-user: the login name.")] = "",
+    password: Annotated[
+        str, typer.Option("--password", envvar="NEXUS_API_NEW_USER_PASSWORD", help="create-user: password.")
+    ] = "",
+    role: Annotated[str, typer.Option("--role", help="create-user: admin, analyst or viewer.")] = "viewer",
+) -> None:
+    """Run the FastAPI metadata service with uvicorn, or manage its database.
+
+    Examples:
+        nexus api --host 127.0.0.1 --port 8700
+        nexus api migrate
+        nexus api create-user --username alice --role admin --password '...'
+    """
+    from nexus.service.settings import ServiceSettings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = ServiceSettings(**overrides)
+    if action == "serve":
+        _serve(settings)
+    elif action in {"migrate", "downgrade"}:
+        asyncio.run(_migrate(settings, revision or ("head" if action == "migrate" else "base"), action))
+    elif action == "create-user":
+        if not username or len(password) < 8:
+            raise NexusError("create-user needs --username and a --password of at least 8 characters")
+        asyncio.run(_create_user(settings, username, password, role))
+    else:
+        raise NexusError(f"unknown action {action!r}; use serve, migrate, downgrade or create-user")
+
+
+def _serve(settings) -> None:
+    import uvicorn
+
+    from nexus.service.app import create_app
+    from nexus.service.logs import configure_logging
+
+    settings.jwt_secret  # noqa: B018 - production refuses to start without a secret
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    app = create_app(settings)
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False, proxy_headers=False
+    )
+
+
+async def _migrate(settings, revision: str, action: str) -> None:
+    from nexus.service.db import create_engine
+    from nexus.service.migrate import current_revision, migrate
+
+    assert settings.database_url is not None
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine, revision, downgrade=action == "downgrade")
+        typer.echo(f"database at revision {await current_revision(engine)}")
+    finally:
+        await engine.dispose()
+
+
+async def _create_user(settings, username: str, password: str, role: str) -> None:
+    from sqlalchemy import select
+
+    from nexus.service.db import create_engine, session_factory
+    from nexus.service.migrate import migrate
+    from nexus.service.permissions import Role
+    from nexus.service.security import hash_password
+    from nexus.service.tables import User
+
+    if role not in {r.value for r in Role}:
+        raise NexusError(f"unknown role {role!r}; use admin, analyst or viewer")
+    assert settings.database_url is not None
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with session_factory(engine)() as session:
+            if (await session.execute(select(User).where(User.username == username))).scalar_one_or_none():
+                raise NexusError(f"user {username!r} already exists")
+            session.add(User(username=username, role=role, password_hash=hash_password(password)))
+            await session.commit()
+        typer.echo(f"created {role} {username}")
+    finally:
+        await engine.dispose()

@@ -1,0 +1,105 @@
+"""``nexus deploy``: steer a running canary (promote, rollback, traffic, status) and write cluster manifests.
+
+Example:
+    nexus deploy status --router http://127.0.0.1:8080
+    nexus deploy promote
+    nexus deploy manifests --name detector --storage-uri s3://models/detector/v2 --canary-percent 10
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nexus.errors import NexusError
+
+app = typer.Typer(help="Promote or roll back a canary; generate KServe manifests.", no_args_is_help=True)
+
+RouterOption = Annotated[
+    str,
+    typer.Option("--router", help="Canary router URL (env NEXUS_ROUTER_URL).", envvar="NEXUS_ROUTER_URL"),
+]
+DEFAULT_ROUTER = os.environ.get("NEXUS_ROUTER_URL", "http://127.0.0.1:8080")
+
+
+def _call(method: str, router: str, path: str, body: dict | None = None) -> dict:
+    import httpx
+
+    try:
+        response = httpx.request(method, f"{router.rstrip('/')}{path}", json=body, timeout=10.0)
+    except httpx.HTTPError as error:
+        raise NexusError(f"cannot reach the canary router at {router}: {type(error).__name__}") from error
+    if response.status_code >= 400:
+        raise NexusError(f"router answered {response.status_code}: {response.text[:300]}")
+    return response.json()
+
+
+@app.command("status")
+def status_command(router: RouterOption = DEFAULT_ROUTER) -> None:
+    """Show champion, challenger, traffic share and per-version counters."""
+    typer.echo(json.dumps(_call("GET", router, "/admin/status"), indent=2))
+
+
+@app.command("promote")
+def promote_command(router: RouterOption = DEFAULT_ROUTER) -> None:
+    """Make the challenger the champion (all traffic)."""
+    typer.echo(json.dumps(_call("POST", router, "/admin/promote"), indent=2))
+
+
+@app.command("rollback")
+def rollback_command(router: RouterOption = DEFAULT_ROUTER) -> None:
+    """Send all traffic back to the champion and drop the challenger."""
+    typer.echo(json.dumps(_call("POST", router, "/admin/rollback"), indent=2))
+
+
+@app.command("traffic")
+def traffic_command(
+    percent: Annotated[float, typer.Argument(help="Challenger share, 0-100.")],
+    router: RouterOption = DEFAULT_ROUTER,
+) -> None:
+    """Change the challenger's share of traffic."""
+    typer.echo(json.dumps(_call("PUT", router, "/admin/traffic", {"percent": percent}), indent=2))
+
+
+@app.command("manifests")
+def manifests_command(
+    name: Annotated[str, typer.Option("--name", help="InferenceService name.")],
+    storage_uri: Annotated[str, typer.Option("--storage-uri", help="s3://bucket/prefix holding the model.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("manifests/serving"),
+    namespace: Annotated[str, typer.Option("--namespace")] = "default",
+    canary_percent: Annotated[int | None, typer.Option("--canary-percent", help="Serverless canary.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="Serverless or RawDeployment.")] = "Serverless",
+    gpus: Annotated[int, typer.Option("--gpus", help="GPUs per replica.")] = 0,
+    image: Annotated[str | None, typer.Option("--image", help="Serving image.")] = None,
+    s3_endpoint: Annotated[str | None, typer.Option("--s3-endpoint", help="MinIO host:port.")] = None,
+    service_account: Annotated[
+        str | None, typer.Option("--service-account", help="Holds the S3 credentials.")
+    ] = None,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size")] = 8,
+    max_delay_ms: Annotated[float, typer.Option("--max-delay-ms")] = 4.0,
+) -> None:
+    """Write a KServe ServingRuntime and InferenceService (canary, GPU, S3/MinIO) as YAML."""
+    from nexus.serving.manifests import DEFAULT_IMAGE, DeploymentSettings, write_manifests
+
+    try:
+        settings = DeploymentSettings(
+            name=name,
+            storage_uri=storage_uri,
+            namespace=namespace,
+            canary_percent=canary_percent,
+            mode=mode,
+            gpus=gpus,
+            image=image or DEFAULT_IMAGE,
+            s3_endpoint=s3_endpoint,
+            service_account=service_account,
+            max_batch_size=max_batch_size,
+            max_delay_ms=max_delay_ms,
+        )
+    except ValueError as error:
+        raise NexusError(str(error)) from error
+    for path in write_manifests(settings, out):
+        typer.echo(str(path))

@@ -1,0 +1,152 @@
+"""``nexus serve MODEL [--canary MODEL2 --canary-percent N]``: a local KServe predictor, or a canary.
+
+Without ``--canary`` one predictor serves on ``--port``. With it, champion and challenger predictors
+start on free localhost ports and a router on ``--port`` splits traffic between them (see
+``nexus deploy promote|rollback|status``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nexus.errors import NexusError
+
+
+def serve_command(
+    model: Annotated[
+        str, typer.Argument(help="Model: .onnx/.pt/.engine file, models:/name@alias or s3://...")
+    ],
+    port: Annotated[int, typer.Option("--port", help="Port of the predictor (or of the router).")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+    name: Annotated[str, typer.Option("--name", help="Model name in /v1 and /v2 URLs.")] = "nexus-detector",
+    device: Annotated[str, typer.Option("--device", help="cpu, or a CUDA device index.")] = "cpu",
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Dynamic batching limit.")] = 8,
+    max_delay_ms: Annotated[float, typer.Option("--max-delay-ms", help="Longest wait for a batch.")] = 4.0,
+    version: Annotated[str, typer.Option("--version", help="Version label of MODEL.")] = "v1",
+    canary: Annotated[
+        str | None, typer.Option("--canary", help="Challenger model for an A/B canary.")
+    ] = None,
+    canary_version: Annotated[str, typer.Option("--canary-version", help="Challenger's label.")] = "v2",
+    canary_percent: Annotated[
+        float, typer.Option("--canary-percent", help="Share of traffic (0-100) for the challenger.")
+    ] = 10.0,
+    auto_rollback: Annotated[
+        bool, typer.Option("--auto-rollback/--no-auto-rollback", help="Roll back a failing challenger.")
+    ] = True,
+    rollback_window: Annotated[int, typer.Option("--rollback-window", help="Requests per window.")] = 200,
+    rollback_min_requests: Annotated[
+        int, typer.Option("--rollback-min-requests", help="Requests per version before judging.")
+    ] = 20,
+    rollback_error_margin: Annotated[
+        float, typer.Option("--rollback-error-margin", help="Allowed extra error rate (0.05 = 5 points).")
+    ] = 0.05,
+    rollback_p95_margin: Annotated[
+        float, typer.Option("--rollback-p95-margin", help="Allowed extra p95 latency (0.5 = 50%).")
+    ] = 0.5,
+    log_dir: Annotated[
+        Path | None, typer.Option("--log-dir", help="Where the canary's predictor logs go.")
+    ] = None,
+) -> None:
+    """Serve a model over KServe v1 and v2 (dynamic batching), optionally as a canary A/B."""
+    if canary is None:
+        sys.argv = sys.argv[:1]  # kserve parses the command line when imported
+        from nexus.serving.config import BatchingConfig, PredictorConfig
+        from nexus.serving.predictor import DetectionPredictor
+        from nexus.serving.server import serve
+
+        try:
+            config = PredictorConfig(
+                model_uri=model,
+                model_name=name,
+                device=device,
+                batching=BatchingConfig(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms),
+                version=version,
+            )
+        except ValueError as error:
+            raise NexusError(str(error)) from error
+        predictor = DetectionPredictor(config)
+        predictor.load()
+        typer.echo(f"serving {name} ({version}) at http://{host}:{port}", err=True)
+        serve([predictor], port=port, host=host)
+        return
+    _serve_canary(
+        model, canary, port, host, name, device, max_batch_size, max_delay_ms, version, canary_version,
+        canary_percent, auto_rollback, rollback_window, rollback_min_requests, rollback_error_margin,
+        rollback_p95_margin, log_dir,
+    )  # fmt: skip
+
+
+def _serve_canary(
+    model: str,
+    canary: str,
+    port: int,
+    host: str,
+    name: str,
+    device: str,
+    max_batch_size: int,
+    max_delay_ms: float,
+    version: str,
+    canary_version: str,
+    canary_percent: float,
+    auto_rollback: bool,
+    rollback_window: int,
+    rollback_min_requests: int,
+    rollback_error_margin: float,
+    rollback_p95_margin: float,
+    log_dir: Path | None,
+) -> None:
+    import uvicorn
+
+    from nexus.serving.launcher import PredictorProcess
+    from nexus.serving.router import CanaryRouter, RollbackPolicy, Upstream, create_router_app
+
+    try:
+        policy = RollbackPolicy(
+            enabled=auto_rollback,
+            window=rollback_window,
+            min_requests=rollback_min_requests,
+            max_error_rate_margin=rollback_error_margin,
+            max_p95_margin=rollback_p95_margin,
+        )
+        if not 0 <= canary_percent <= 100:
+            raise ValueError(f"--canary-percent must be within [0, 100], got {canary_percent}")
+        if version == canary_version:
+            raise ValueError("--version and --canary-version must differ")
+    except ValueError as error:
+        raise NexusError(str(error)) from error
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    started: list[PredictorProcess] = []
+    try:
+        for model_uri, label in ((model, version), (canary, canary_version)):
+            started.append(
+                PredictorProcess.start(
+                    model_uri,
+                    version=label,
+                    model_name=name,
+                    device=device,
+                    max_batch_size=max_batch_size,
+                    max_delay_ms=max_delay_ms,
+                    log_path=None if log_dir is None else log_dir / f"predictor-{label}.log",
+                    timeout_s=120,
+                )
+            )
+        router = CanaryRouter(
+            Upstream(version, started[0].url),
+            Upstream(canary_version, started[1].url),
+            percent=canary_percent,
+            policy=policy,
+        )
+        typer.echo(
+            f"canary router at http://{host}:{port}: {version} {100 - canary_percent:g}% / "
+            f"{canary_version} {canary_percent:g}%",
+            err=True,
+        )
+        uvicorn.run(create_router_app(router), host=host, port=port, access_log=False, log_level="warning")
+    finally:
+        for predictor in started:
+            predictor.stop()

@@ -1,0 +1,132 @@
+"""The application factory: settings → engine, migrations, storage, limits, middleware and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from sqlalchemy import select
+
+from nexus.service.db import create_engine, session_factory
+from nexus.service.error_handlers import install_error_handlers
+from nexus.service.metrics import ServiceMetrics
+from nexus.service.middleware import RequestContextMiddleware
+from nexus.service.migrate import migrate
+from nexus.service.ratelimit import RateLimiter
+from nexus.service.routers import (
+    api_keys,
+    artifacts,
+    audit,
+    auth,
+    datasets,
+    deployments,
+    detections,
+    experiments,
+    health,
+    models,
+    runs,
+    tracks,
+    users,
+    videos,
+)
+from nexus.service.security import hash_password
+from nexus.service.settings import ServiceSettings, get_settings
+from nexus.service.storage import create_store
+from nexus.service.tables import User
+
+logger = logging.getLogger("nexus.service")
+ROUTERS = (
+    health.router,
+    auth.router,
+    users.router,
+    api_keys.router,
+    datasets.router,
+    models.router,
+    runs.router,
+    deployments.router,
+    experiments.router,
+    videos.router,
+    artifacts.router,
+    detections.router,
+    tracks.router,
+    audit.router,
+)
+
+
+async def ensure_admin(app: FastAPI, username: str, password: str) -> None:
+    """Create the bootstrap admin account if no user of that name exists."""
+    async with app.state.sessionmaker() as session:
+        existing = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+        if existing is None:
+            session.add(User(username=username, role="admin", password_hash=hash_password(password)))
+            await session.commit()
+            logger.info("created admin user %s", username)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServiceSettings = app.state.settings
+    settings.jwt_secret  # noqa: B018 - refuse to start in production without a secret
+    assert settings.database_url is not None
+    app.state.engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pre_ping=settings.db_pool_pre_ping,
+    )
+    app.state.sessionmaker = session_factory(app.state.engine)
+    try:
+        if settings.migrate_on_startup:
+            await migrate(app.state.engine)
+        app.state.store = await create_store(settings)
+        if settings.bootstrap_admin_username and settings.bootstrap_admin_password:
+            await ensure_admin(
+                app, settings.bootstrap_admin_username, settings.bootstrap_admin_password.get_secret_value()
+            )
+        yield
+    finally:
+        await app.state.engine.dispose()
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the metadata service.
+
+    Example:
+        >>> app = create_app(ServiceSettings(database_url="sqlite+aiosqlite:///:memory:"))
+        >>> app.title
+        'NexusAI metadata service'
+        >>> "/datasets/{dataset_id}" in app.openapi()["paths"]
+        True
+    """
+    settings = settings or get_settings()
+    settings.jwt_secret  # noqa: B018 - fail fast in production without a secret
+    app = FastAPI(
+        title="NexusAI metadata service",
+        version="0.1.0",
+        description="Datasets, models, runs, deployments, experiments, videos and detections.",
+        lifespan=_lifespan,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
+    app.state.limiter = RateLimiter(
+        settings.rate_limit_storage, per_user=settings.rate_limit_per_user, per_ip=settings.rate_limit_per_ip
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_minimum_size)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, limiter=app.state.limiter)
+    return app

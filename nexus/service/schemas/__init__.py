@@ -1,0 +1,1 @@
+"""Pydantic models at the HTTP boundary, one module per resource group."""

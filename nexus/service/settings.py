@@ -1,0 +1,94 @@
+"""Settings of the metadata service: one pydantic-settings object, environment prefix ``NEXUS_API_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nexus.errors import NexusError
+
+DEV_SECRET = "nexus-development-secret-change-me-0123456789"
+
+
+class ServiceSettings(BaseSettings):
+    """Every knob of the metadata service, read from ``NEXUS_API_*`` environment variables.
+
+    Defaults run everything embedded: a SQLite file, objects in a local folder, in-memory rate limits.
+
+    Example:
+        >>> s = ServiceSettings(database_url="sqlite+aiosqlite:///:memory:")
+        >>> s.env, s.storage_backend
+        ('development', 'local')
+    """
+
+    model_config = SettingsConfigDict(env_prefix="NEXUS_API_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=1, le=65535)
+    home: Path = Field(default_factory=lambda: Path(".nexus").resolve())
+    database_url: str | None = None
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_pre_ping: bool = False
+    migrate_on_startup: bool = True
+
+    secret_key: SecretStr | None = None
+    jwt_algorithm: Literal["HS256"] = "HS256"
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=7, ge=1)
+    bootstrap_admin_username: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+
+    rate_limit_per_user: str = "600/minute"
+    rate_limit_per_ip: str = "1200/minute"
+    rate_limit_storage: str = "memory://"
+
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_bucket: str = "nexus"
+    s3_secure: bool = False
+    s3_region: str | None = None
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+
+    cors_origins: list[str] = Field(default_factory=list)
+    gzip_minimum_size: int = 1024
+    log_json: bool = True
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> ServiceSettings:
+        if self.database_url is None:
+            self.database_url = f"sqlite+aiosqlite:///{self.home / 'nexus.db'}"
+        if self.storage_dir is None:
+            self.storage_dir = self.home / "objects"
+        return self
+
+    @property
+    def jwt_secret(self) -> str:
+        """The signing secret; production refuses to run without an explicit one.
+
+        Raises:
+            NexusError: ``env`` is ``production`` and ``NEXUS_API_SECRET_KEY`` is unset or too short.
+        """
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            secret = self.secret_key.get_secret_value()
+            if self.env == "production" and len(secret) < 32:
+                raise NexusError("NEXUS_API_SECRET_KEY must be at least 32 characters in production")
+            return secret
+        if self.env == "production":
+            raise NexusError("NEXUS_API_SECRET_KEY must be set when NEXUS_API_ENV=production")
+        return DEV_SECRET
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ServiceSettings:
+    """The process-wide settings (read once from the environment)."""
+    return ServiceSettings()

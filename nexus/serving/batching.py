@@ -1,0 +1,133 @@
+"""Dynamic batching: gather concurrent images into one forward pass, answer each request alone.
+
+Images wait in an asyncio queue; a worker takes up to ``max_batch_size`` of them, or whatever
+arrived within ``max_delay_ms`` of the first, runs them as one batch in a single inference thread
+(with per-image ``PostprocessOptions``) and resolves each image's future. If a batch fails, its
+images are retried one by one, so a bad input fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nexus.detections import Detections
+from nexus.serving.config import BatchingConfig
+from nexus.vision.postprocess import PostprocessOptions
+
+RunBatch = Callable[[Sequence[np.ndarray], Sequence[PostprocessOptions]], list[Detections]]
+
+
+@dataclass
+class _Pending:
+    image: np.ndarray
+    options: PostprocessOptions
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class DynamicBatcher:
+    """Batch single-image calls from many coroutines into ``run_batch`` calls.
+
+    Args:
+        run_batch: runs a list of BGR images with per-image options (``Detector.predict_arrays``).
+        config: batch size and delay limits.
+        on_batch: called with ``(batch_size, queue_wait_seconds_per_image)`` after each batch (metrics).
+
+    Example:
+        >>> async def demo(batcher):  # doctest: +SKIP
+        ...     return await batcher.submit(image, PostprocessOptions())
+    """
+
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        config: BatchingConfig,
+        on_batch: Callable[[int, list[float]], None] | None = None,
+    ) -> None:
+        self.run_batch = run_batch
+        self.config = config
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._worker: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexus-infer")
+        self.batches_run = 0
+
+    def _ensure_started(self) -> asyncio.Queue[_Pending]:
+        if self._queue is None or self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+        return self._queue
+
+    async def submit(self, image: np.ndarray, options: PostprocessOptions) -> Detections:
+        """Queue one image; returns its detections once its batch has run."""
+        queue = self._ensure_started()
+        future = asyncio.get_running_loop().create_future()
+        await queue.put(_Pending(image, options, future))
+        return await future
+
+    async def submit_many(
+        self, images: Sequence[np.ndarray], options: PostprocessOptions
+    ) -> list[Detections]:
+        """Queue several images of one request; they may land in the same or in different batches."""
+        return list(await asyncio.gather(*(self.submit(image, options) for image in images)))
+
+    async def _collect(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
+        batch = [await queue.get()]
+        deadline = batch[0].enqueued + self.config.max_delay_ms / 1000
+        while len(batch) < self.config.max_batch_size:
+            try:
+                batch.append(queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _work(self) -> None:
+        queue = self._queue
+        assert queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect(queue)
+            started = time.perf_counter()
+            if self.on_batch is not None:
+                self.on_batch(len(batch), [started - item.enqueued for item in batch])
+            try:
+                results = await loop.run_in_executor(self._executor, self._run, batch)
+            except Exception:  # one bad image must not fail its neighbours: retry one by one
+                results = None
+            self.batches_run += 1
+            if results is not None:
+                for item, result in zip(batch, results, strict=True):
+                    if not item.future.done():
+                        item.future.set_result(result)
+                continue
+            for item in batch:
+                try:
+                    (result,) = await loop.run_in_executor(self._executor, self._run, [item])
+                except Exception as error:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                else:
+                    if not item.future.done():
+                        item.future.set_result(result)
+
+    def _run(self, batch: list[_Pending]) -> list[Detections]:
+        return self.run_batch([item.image for item in batch], [item.options for item in batch])
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)

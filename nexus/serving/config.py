@@ -1,0 +1,87 @@
+"""Settings of one predictor process: which model, how to batch, which runtime; validated up front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_MODEL_NAME = "nexus-detector"
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """How concurrent requests are gathered into one forward pass.
+
+    Attributes:
+        max_batch_size: run as soon as this many images wait (1 turns batching off).
+        max_delay_ms: otherwise run when the oldest waiting image has waited this long.
+
+    Example:
+        >>> BatchingConfig(max_batch_size=16, max_delay_ms=5).max_delay_ms
+        5.0
+    """
+
+    max_batch_size: int = 8
+    max_delay_ms: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_batch_size <= 1024:
+            raise ValueError(
+                f"max_batch_size must be within [1, 1024], got {self.max_batch_size}; "
+                "pass --max-batch-size 1 to turn batching off"
+            )
+        if not 0.0 <= float(self.max_delay_ms) <= 10_000:
+            raise ValueError(
+                f"max_delay_ms must be within [0, 10000], got {self.max_delay_ms}; "
+                "a few milliseconds is typical"
+            )
+        object.__setattr__(self, "max_delay_ms", float(self.max_delay_ms))
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Everything one predictor process needs.
+
+    Attributes:
+        model_uri: a local path, ``models:/name@alias`` (MLflow) or ``s3://bucket/key``.
+        model_name: the name clients use in ``/v1/models/{name}`` and ``/v2/models/{name}``.
+        device: ``cpu`` or a CUDA device (``0``, ``cuda:0``).
+        imgsz: network input size; the model's own when ``None``.
+        batching: dynamic batching settings.
+        max_image_pixels: refuse images larger than this (decompression-bomb guard).
+        max_images_per_request: refuse requests carrying more images than this.
+        warmup: run one dummy batch before reporting ready.
+        gpu_decode: decode JPEGs on the GPU (``.pt`` models on CUDA only).
+        version: label of this model version in responses and metrics (``champion``, ``v3``).
+
+    Example:
+        >>> PredictorConfig(model_uri="best.onnx", batching=BatchingConfig(max_batch_size=4)).model_name
+        'nexus-detector'
+    """
+
+    model_uri: str
+    model_name: str = DEFAULT_MODEL_NAME
+    device: str = "cpu"
+    imgsz: int | None = None
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    max_image_pixels: int = 64_000_000
+    max_images_per_request: int = 64
+    warmup: bool = True
+    gpu_decode: bool = True
+    version: str = "v1"
+
+    def __post_init__(self) -> None:
+        if not str(self.model_uri).strip():
+            raise ValueError("model_uri is empty; pass a model file, models:/name@alias or s3://bucket/key")
+        name = self.model_name
+        if not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise ValueError(
+                f"model_name {name!r} must be non-empty and use only letters, digits, '-', '_' or '.'"
+            )
+        if self.imgsz is not None and self.imgsz <= 0:
+            raise ValueError(f"imgsz must be positive, got {self.imgsz}; omit it to use the model's own")
+        if self.max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be at least 1, got {self.max_image_pixels}")
+        if self.max_images_per_request < 1:
+            raise ValueError(f"max_images_per_request must be at least 1, got {self.max_images_per_request}")
+        if not self.version:
+            raise ValueError("version label is empty; pass e.g. --version v1")

@@ -1,0 +1,105 @@
+"""``python -m serving`` / ``python -m nexus.serving.entrypoint``: one predictor process.
+
+Example:
+    python -m serving --model best.onnx --port 8080 --max-batch-size 8 --max-delay-ms 4
+    python -m serving --mode tensor-predictor --model best.onnx --port 8081
+    python -m serving --mode transformer --predictor-host 127.0.0.1:8081 --port 8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nexus-predictor", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--mode",
+        choices=("predictor", "tensor-predictor", "transformer"),
+        default="predictor",
+        help="predictor: the whole request path (default); transformer + tensor-predictor: split deployment",
+    )
+    parser.add_argument("--model", help="model file, models:/name@alias or s3://bucket/key")
+    parser.add_argument("--predictor-host", help="host:port of the tensor predictor (transformer mode)")
+    parser.add_argument("--name", default=None, help="model name in URLs (default nexus-detector)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--imgsz", type=int, default=None)
+    parser.add_argument("--max-batch-size", type=int, default=8)
+    parser.add_argument("--max-delay-ms", type=float, default=4.0)
+    parser.add_argument("--version", dest="version_label", default="v1", help="version label in responses")
+    parser.add_argument("--no-warmup", action="store_true")
+    parser.add_argument("--access-logs", action="store_true", help="log every request")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.mode == "transformer" and not args.predictor_host:
+        parser.error("--mode transformer needs --predictor-host host:port")
+    if args.mode != "transformer" and not args.model:
+        parser.error(f"--mode {args.mode} needs --model")
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    sys.argv = sys.argv[:1]  # kserve parses the command line at import; keep our flags from it
+    if args.mode != "predictor":
+        return _serve_split(args)
+    from nexus.serving.config import DEFAULT_MODEL_NAME, BatchingConfig, PredictorConfig
+    from nexus.serving.predictor import DetectionPredictor
+    from nexus.serving.server import serve
+
+    try:
+        config = PredictorConfig(
+            model_uri=args.model,
+            model_name=args.name or DEFAULT_MODEL_NAME,
+            device=args.device,
+            imgsz=args.imgsz,
+            batching=BatchingConfig(max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms),
+            warmup=not args.no_warmup,
+            version=args.version_label,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from nexus.errors import NexusError
+
+    predictor = DetectionPredictor(config)
+    try:
+        predictor.load()
+    except NexusError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    serve([predictor], port=args.port, host=args.host, access_logs=args.access_logs)
+    return 0
+
+
+def _serve_split(args) -> int:
+    from nexus.errors import NexusError
+    from nexus.serving.config import DEFAULT_MODEL_NAME
+    from nexus.serving.server import serve
+    from nexus.serving.transformer import DetectionTransformer, TensorPredictor
+
+    name = args.name or DEFAULT_MODEL_NAME
+    try:
+        if args.mode == "tensor-predictor":
+            model = TensorPredictor(name, args.model, device=args.device, version=args.version_label)
+            model.load()
+            serve([model], port=args.port, host=args.host, access_logs=args.access_logs)
+            return 0
+        from kserve.predictor_config import PredictorConfig
+
+        model = DetectionTransformer(name, args.predictor_host, imgsz=args.imgsz, version=args.version_label)
+        model.load()
+    except NexusError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    config = PredictorConfig(predictor_host=args.predictor_host, predictor_protocol="v2")
+    serve([model], port=args.port, host=args.host, access_logs=args.access_logs, predictor_config=config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""KServe ``InferenceService`` + ``ServingRuntime`` manifests from the same settings as local serving.
+
+Built with the kserve SDK models and serialized with ``ApiClient().sanitize_for_serialization`` (the
+camelCase form the cluster accepts; ``to_dict()`` is snake_case and is not a manifest).
+
+Example:
+    >>> settings = DeploymentSettings("detector", storage_uri="s3://models/detector/v2", canary_percent=10)
+    >>> isvc = inference_service_manifest(settings)
+    >>> isvc["spec"]["predictor"]["canaryTrafficPercent"]
+    10
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+
+MODES = ("Serverless", "RawDeployment")
+MODEL_FORMAT = "nexus-yolo"
+DEFAULT_IMAGE = "ghcr.io/nexus-ai/nexus-serving:0.1.0"
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """Everything the cluster manifests depend on.
+
+    Attributes:
+        name: InferenceService name (DNS-1035 label).
+        storage_uri: where the model lives (``s3://bucket/prefix`` on S3/MinIO, ``pvc://...``).
+        namespace: Kubernetes namespace.
+        canary_percent: share of traffic for the latest revision (Serverless only); ``None`` = no canary.
+        mode: ``Serverless`` (Knative, scale to zero, canary) or ``RawDeployment`` (plain Deployment).
+        gpus: NVIDIA GPUs per replica (0 = CPU with ONNX Runtime).
+        image: the serving image built from ``serving/Dockerfile``.
+        runtime_name: the ``ServingRuntime`` to create and select.
+        service_account: service account holding the S3/MinIO credentials secret.
+        s3_endpoint: MinIO endpoint (``minio.minio:9000``) written into the runtime's environment.
+        max_batch_size / max_delay_ms: the predictor's dynamic batching.
+        min_replicas / max_replicas: autoscaling bounds.
+        cpu / memory: requests and limits per replica.
+    """
+
+    name: str
+    storage_uri: str
+    namespace: str = "default"
+    canary_percent: int | None = None
+    mode: str = "Serverless"
+    gpus: int = 0
+    image: str = DEFAULT_IMAGE
+    runtime_name: str = "nexus-yolo-runtime"
+    service_account: str | None = None
+    s3_endpoint: str | None = None
+    max_batch_size: int = 8
+    max_delay_ms: float = 4.0
+    min_replicas: int = 1
+    max_replicas: int = 3
+    cpu: str = "2"
+    memory: str = "4Gi"
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", self.name):
+            raise ValueError(
+                f"name {self.name!r} must be a DNS-1035 label: lowercase letters, digits and '-', "
+                "starting with a letter"
+            )
+        if not self.storage_uri.startswith(("s3://", "gs://", "pvc://", "https://", "hf://")):
+            raise ValueError(
+                f"storage_uri {self.storage_uri!r} must be a remote URI (s3://bucket/prefix for S3/MinIO, "
+                "pvc://claim/path)"
+            )
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.canary_percent is not None:
+            if not 0 <= self.canary_percent <= 100:
+                raise ValueError(f"canary_percent must be within [0, 100], got {self.canary_percent}")
+            if self.mode != "Serverless":
+                raise ValueError(
+                    "canaryTrafficPercent needs Serverless mode in KServe; "
+                    "use --mode Serverless or drop --canary"
+                )
+        if self.gpus < 0:
+            raise ValueError(f"gpus must be >= 0, got {self.gpus}")
+        if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
+            raise ValueError(
+                f"need 0 <= min_replicas <= max_replicas and max_replicas >= 1, got "
+                f"{self.min_replicas}..{self.max_replicas}"
+            )
+        if self.min_replicas == 0 and self.mode == "RawDeployment":
+            raise ValueError("RawDeployment cannot scale to zero; set min_replicas >= 1")
+
+    def resources(self) -> k8s.V1ResourceRequirements:
+        limits: dict[str, str] = {"cpu": self.cpu, "memory": self.memory}
+        if self.gpus:
+            limits["nvidia.com/gpu"] = str(self.gpus)
+        return k8s.V1ResourceRequirements(requests=dict(limits), limits=limits)
+
+
+def _sanitize(model: Any) -> dict[str, Any]:
+    from kserve import ApiClient
+
+    return ApiClient().sanitize_for_serialization(model)
+
+
+def inference_service(settings: DeploymentSettings):
+    """The ``V1beta1InferenceService`` SDK object."""
+    import kserve
+
+    annotations = {"serving.kserve.io/deploymentMode": settings.mode}
+    if settings.mode == "Serverless":
+        annotations["autoscaling.knative.dev/target"] = str(settings.max_batch_size * 2)
+    predictor = kserve.V1beta1PredictorSpec(
+        min_replicas=settings.min_replicas,
+        max_replicas=settings.max_replicas,
+        canary_traffic_percent=settings.canary_percent,
+        service_account_name=settings.service_account,
+        model=kserve.V1beta1ModelSpec(
+            model_format=kserve.V1beta1ModelFormat(name=MODEL_FORMAT, version="1"),
+            runtime=settings.runtime_name,
+            storage_uri=settings.storage_uri,
+            protocol_version="v2",
+            resources=settings.resources(),
+        ),
+    )
+    return kserve.V1beta1InferenceService(
+        api_version="serving.kserve.io/v1beta1",
+        kind="InferenceService",
+        metadata=k8s.V1ObjectMeta(
+            name=settings.name,
+            namespace=settings.namespace,
+            annotations=annotations,
+            labels={"app.kubernetes.io/part-of": "nexus"},
+        ),
+        spec=kserve.V1beta1InferenceServiceSpec(predictor=predictor),
+    )
+
+
+def serving_runtime(settings: DeploymentSettings):
+    """The ``V1alpha1ServingRuntime`` SDK object: our image running ``python -m serving``."""
+    import kserve
+
+    env = [
+        k8s.V1EnvVar(name="ORT_DISABLE_TELEMETRY", value="1"),
+        k8s.V1EnvVar(name="YOLO_OFFLINE", value="1"),
+    ]
+    if settings.s3_endpoint:
+        env.append(k8s.V1EnvVar(name="S3_ENDPOINT", value=settings.s3_endpoint))
+    args = [
+        "--model", "/mnt/models", "--name", "{{.Name}}", "--host", "0.0.0.0", "--port", "8080",
+        "--device", "0" if settings.gpus else "cpu",
+        "--max-batch-size", str(settings.max_batch_size), "--max-delay-ms", str(settings.max_delay_ms),
+    ]  # fmt: skip
+    container = k8s.V1Container(
+        name="kserve-container",
+        image=settings.image,
+        command=["python", "-m", "serving"],
+        args=args,
+        env=env,
+        ports=[k8s.V1ContainerPort(container_port=8080, protocol="TCP")],
+        resources=settings.resources(),
+        readiness_probe=k8s.V1Probe(
+            http_get=k8s.V1HTTPGetAction(path="/v2/health/ready", port=8080), period_seconds=5
+        ),
+    )
+    return kserve.V1alpha1ServingRuntime(
+        api_version="serving.kserve.io/v1alpha1",
+        kind="ServingRuntime",
+        metadata=k8s.V1ObjectMeta(name=settings.runtime_name, namespace=settings.namespace),
+        spec=kserve.V1alpha1ServingRuntimeSpec(
+            supported_model_formats=[
+                kserve.V1alpha1SupportedModelFormat(name=MODEL_FORMAT, version="1", auto_select=True)
+            ],
+            protocol_versions=["v1", "v2"],
+            containers=[container],
+        ),
+    )
+
+
+def inference_service_manifest(settings: DeploymentSettings) -> dict[str, Any]:
+    return _sanitize(inference_service(settings))
+
+
+def serving_runtime_manifest(settings: DeploymentSettings) -> dict[str, Any]:
+    return _sanitize(serving_runtime(settings))
+
+
+def write_manifests(settings: DeploymentSettings, out_dir: str | Path) -> list[Path]:
+    """Write ``<name>-servingruntime.yaml`` and ``<name>-inferenceservice.yaml``; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, manifest in (
+        ("servingruntime", serving_runtime_manifest(settings)),
+        ("inferenceservice", inference_service_manifest(settings)),
+    ):
+        path = out / f"{settings.name}-{suffix}.yaml"
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        written.append(path)
+    return written

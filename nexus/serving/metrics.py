@@ -1,0 +1,31 @@
+"""Prometheus metrics of the predictor (per stage, batch sizes) and of the canary router (per version).
+
+Metrics live in the default registry, which KServe's ``/metrics`` endpoint exports.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+STAGE_SECONDS = Histogram(
+    "nexus_predictor_stage_seconds",
+    "Seconds spent per stage: decode, queue_wait, preprocess, inference, postprocess.",
+    ["model", "version", "stage"],
+    buckets=STAGE_BUCKETS,
+)
+BATCH_SIZE = Histogram(
+    "nexus_predictor_batch_size", "Images per forward pass.", ["model", "version"], buckets=BATCH_BUCKETS
+)
+PREDICTOR_REQUESTS = Counter(
+    "nexus_predictor_requests_total", "Inference requests answered.", ["model", "version", "outcome"]
+)
+ROUTER_REQUESTS = Counter("nexus_router_requests_total", "Requests the canary router forwarded.", ["version"])
+ROUTER_ERRORS = Counter(
+    "nexus_router_errors_total", "Forwarded requests answered with a 5xx or not at all.", ["version"]
+)
+ROUTER_LATENCY = Histogram(
+    "nexus_router_latency_seconds", "End-to-end latency per version.", ["version"], buckets=STAGE_BUCKETS
+)

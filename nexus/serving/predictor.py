@@ -1,0 +1,192 @@
+"""The KServe predictor: decode -> dynamic batch -> letterbox -> runtime -> NMS -> JSON, per request.
+
+Example:
+    >>> config = PredictorConfig(model_uri="best.onnx")  # doctest: +SKIP
+    >>> model = DetectionPredictor(config); model.load()  # doctest: +SKIP
+    >>> kserve.ModelServer(enable_grpc=False).start([model])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import kserve
+import numpy as np
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferRequest
+
+from nexus.detections import Detections
+from nexus.errors import NexusError
+from nexus.inference.detector import Detector
+from nexus.serving.batching import DynamicBatcher
+from nexus.serving.config import PredictorConfig
+from nexus.serving.metrics import BATCH_SIZE, PREDICTOR_REQUESTS, STAGE_SECONDS
+from nexus.serving.model_source import ModelSource
+from nexus.serving.protocol import (
+    ParsedRequest,
+    build_v1_response,
+    build_v2_response,
+    image_result,
+    model_io_spec,
+    parse_v1,
+    parse_v2,
+)
+from nexus.vision.image_io import decode_image_bytes
+from nexus.vision.postprocess import PostprocessOptions
+
+
+class DetectionPredictor(kserve.Model):
+    """Serve a detection/segmentation model over KServe v1 and v2 with dynamic batching.
+
+    Args:
+        config: model URI, name, device, batching limits, version label.
+    """
+
+    def __init__(self, config: PredictorConfig) -> None:
+        super().__init__(config.model_name)
+        self.config = config
+        self.detector: Detector | None = None
+        self.batcher: DynamicBatcher | None = None
+        self.gpu_pipeline: Any = None
+        self.ready = False
+
+    # --- loading -------------------------------------------------------------------------------
+    def load(self) -> bool:
+        """Resolve and load the model, warm it up, then report ready."""
+        path = ModelSource.parse(self.config.model_uri).resolve(device=self.config.device)
+        self.detector = Detector.from_path(path, device=self.config.device)
+        if self.config.gpu_decode and self.detector.backend.name.startswith("torch:cuda"):
+            from nexus.serving.gpu_pipeline import GpuPipeline
+
+            self.gpu_pipeline = GpuPipeline(self.detector, imgsz=self.config.imgsz)
+        self.batcher = DynamicBatcher(self._run_batch, self.config.batching, on_batch=self._observe_batch)
+        if self.config.warmup:
+            height, width = self.detector.metadata.imgsz
+            dummy = np.full((height, width, 3), 114, np.uint8)
+            self._run_batch([dummy], [PostprocessOptions()], observe=False)
+            if self.gpu_pipeline is not None:  # capture the CUDA graph of every batch bucket up front
+                size = 1
+                while size <= self.config.batching.max_batch_size:
+                    self.gpu_pipeline.run([dummy] * size, [PostprocessOptions()] * size)
+                    size *= 2
+        self.ready = True
+        return self.ready
+
+    @property
+    def _labels(self) -> dict[str, str]:
+        return {"model": self.name, "version": self.config.version}
+
+    def _observe_batch(self, size: int, waits: list[float]) -> None:
+        BATCH_SIZE.labels(**self._labels).observe(size)
+        histogram = STAGE_SECONDS.labels(**self._labels, stage="queue_wait")
+        for wait in waits:
+            histogram.observe(wait)
+
+    def _run_batch(
+        self, images: Sequence[Any], options: Sequence[PostprocessOptions], observe: bool = True
+    ) -> list[Detections]:
+        """One forward pass over decoded images, timing each stage."""
+        assert self.detector is not None
+        if self.gpu_pipeline is not None and any(not isinstance(image, np.ndarray) for image in images):
+            return self.gpu_pipeline.run(images, options)
+        detector = self.detector
+        start = time.perf_counter()
+        batch, geometries = detector.preprocess(images, self.config.imgsz)
+        after_pre = time.perf_counter()
+        predictions, protos = detector.backend.infer(batch)
+        after_infer = time.perf_counter()
+        results = detector.postprocess(predictions, protos, geometries, options)
+        if observe:
+            STAGE_SECONDS.labels(**self._labels, stage="preprocess").observe(after_pre - start)
+            STAGE_SECONDS.labels(**self._labels, stage="inference").observe(after_infer - after_pre)
+            STAGE_SECONDS.labels(**self._labels, stage="postprocess").observe(
+                time.perf_counter() - after_infer
+            )
+        return results
+
+    # --- metadata ------------------------------------------------------------------------------
+    def get_input_types(self) -> list[dict]:
+        return model_io_spec(self._metadata())[0]
+
+    def get_output_types(self) -> list[dict]:
+        return model_io_spec(self._metadata())[1]
+
+    def _metadata(self):
+        if self.detector is None:
+            raise InvalidInput(f"model {self.name} is not loaded yet")
+        return self.detector.metadata
+
+    def describe(self) -> dict[str, Any]:
+        """Extra model facts (class names, task, input size, backend) for the metadata endpoint."""
+        metadata = self._metadata()
+        assert self.detector is not None
+        return {
+            "names": {str(k): v for k, v in metadata.names.items()},
+            "task": metadata.task,
+            "stride": metadata.stride,
+            "imgsz": [self.config.imgsz] * 2 if self.config.imgsz else list(metadata.imgsz),
+            "backend": self.detector.backend.name,
+            "version": self.config.version,
+            "max_batch_size": self.config.batching.max_batch_size,
+            "max_delay_ms": self.config.batching.max_delay_ms,
+        }
+
+    # --- request path --------------------------------------------------------------------------
+    async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
+        try:
+            response = await super().__call__(body, headers, verb)
+        except InvalidInput:
+            PREDICTOR_REQUESTS.labels(**self._labels, outcome="invalid").inc()
+            raise
+        except Exception:
+            PREDICTOR_REQUESTS.labels(**self._labels, outcome="error").inc()
+            raise
+        PREDICTOR_REQUESTS.labels(**self._labels, outcome="ok").inc()
+        return response
+
+    def _decode(self, image: bytes | np.ndarray, index: int) -> Any:
+        if isinstance(image, np.ndarray):
+            return image
+        if self.gpu_pipeline is not None and image[:3] == b"\xff\xd8\xff":
+            return self.gpu_pipeline.decode_jpeg(
+                image, name=f"image {index}", max_pixels=self.config.max_image_pixels
+            )
+        return decode_image_bytes(image, name=f"image {index}", max_pixels=self.config.max_image_pixels)
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> ParsedRequest:
+        parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
+        if len(parsed.images) > self.config.max_images_per_request:
+            raise InvalidInput(
+                f"request carries {len(parsed.images)} images; the limit is "
+                f"{self.config.max_images_per_request} per request"
+            )
+        start = time.perf_counter()
+        try:
+            parsed.images = await asyncio.to_thread(
+                lambda: [self._decode(image, index) for index, image in enumerate(parsed.images)]
+            )
+        except NexusError as error:
+            raise InvalidInput(str(error)) from error
+        STAGE_SECONDS.labels(**self._labels, stage="decode").observe(time.perf_counter() - start)
+        return parsed
+
+    async def predict(self, payload: ParsedRequest, headers: dict[str, str] | None = None) -> Any:
+        assert self.batcher is not None
+        try:
+            detections = await self.batcher.submit_many(payload.images, payload.options)
+        except (NexusError, ValueError) as error:
+            raise InvalidInput(str(error)) from error
+        results = [
+            image_result(item, tuple(image.shape[:2]) if isinstance(image, np.ndarray) else image.shape[-2:])
+            for item, image in zip(detections, payload.images, strict=True)
+        ]
+        if payload.protocol == "v2":
+            return build_v2_response(self.name, payload.request_id, results, self.config.version)
+        return build_v1_response(results, self.config.version)
+
+    def stop(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()

@@ -1,0 +1,292 @@
+"""Request parsing and response building for KServe v1 and the Open Inference Protocol (v2).
+
+v1 (``POST /v1/models/{name}:predict``)::
+
+    {"instances": [{"image_bytes": {"b64": "..."}}, {"b64": "..."}], "parameters": {"confidence": 0.4}}
+
+v2 (``POST /v2/models/{name}/infer``): one input tensor, either ``BYTES`` of shape ``[N]`` holding
+encoded images (JPEG/PNG/WebP; base64 strings in JSON, raw bytes with the binary tensor extension),
+or ``UINT8`` of shape ``[N, H, W, 3]`` (RGB unless the input's parameter ``color_order`` is ``BGR``).
+Request ``parameters``: ``confidence``, ``iou``, ``max_det``, ``classes``, ``agnostic`` (v2 parameters
+are scalars: send ``classes`` as ``"0,2"``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+
+from nexus.detections import Detections
+from nexus.inference.metadata import ModelMetadata
+from nexus.inference.records import detections_to_records
+from nexus.vision.postprocess import PostprocessOptions
+
+PARAMETER_NAMES = ("confidence", "conf", "iou", "max_det", "classes", "agnostic")
+OUTPUT_NAMES = ("detections", "boxes", "scores", "class_ids", "image_index")
+
+
+@dataclass
+class ParsedRequest:
+    """Images of one request, still encoded (``bytes``) or already pixels (BGR ``uint8``)."""
+
+    images: list[bytes | np.ndarray]
+    options: PostprocessOptions
+    protocol: str
+    request_id: str | None = None
+
+
+def _plain(value: Any) -> Any:
+    """Unwrap gRPC ``InferParameter`` messages into plain Python values."""
+    if hasattr(value, "WhichOneof"):
+        kind = value.WhichOneof("parameter_choice")
+        return getattr(value, kind) if kind else None
+    return value
+
+
+def parse_options(parameters: Mapping[str, Any] | None) -> PostprocessOptions:
+    """Per-request thresholds from ``parameters``; raises ``InvalidInput`` naming the bad value.
+
+    Example:
+        >>> parse_options({"confidence": 0.5, "classes": [0, 2]}).classes
+        (0, 2)
+    """
+    params = {key: _plain(value) for key, value in dict(parameters or {}).items()}
+    known = {key: value for key, value in params.items() if key in PARAMETER_NAMES}
+    try:
+        conf = known.get("confidence", known.get("conf", 0.25))
+        classes = known.get("classes")
+        if isinstance(classes, str):
+            classes = [int(c) for c in classes.replace(" ", "").split(",") if c]
+        elif isinstance(classes, int):
+            classes = [classes]
+        return PostprocessOptions(
+            conf_threshold=float(conf),
+            iou_threshold=float(known.get("iou", 0.7)),
+            max_detections=int(known.get("max_det", 300)),
+            classes=None if classes is None else tuple(int(c) for c in classes),
+            agnostic=bool(known.get("agnostic", False)),
+        )
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"invalid request parameters: {error}") from error
+
+
+def _b64(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}: expected a base64 string, got {type(value).__name__}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidInput(f"{where}: not valid base64 ({error})") from error
+
+
+def parse_v1(payload: Any) -> ParsedRequest:
+    """Parse a v1 ``{"instances": [...]}`` body with base64 images."""
+    if not isinstance(payload, dict):
+        raise InvalidInput(
+            'expected a JSON object {"instances": [{"image_bytes": {"b64": ...}}]} '
+            "with Content-Type: application/json"
+        )
+    instances = payload.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise InvalidInput('"instances" must be a non-empty list of {"image_bytes": {"b64": ...}}')
+    images: list[bytes | np.ndarray] = []
+    for index, instance in enumerate(instances):
+        where = f"instances[{index}]"
+        if isinstance(instance, dict) and isinstance(instance.get("image_bytes"), dict):
+            instance = instance["image_bytes"]
+        if isinstance(instance, dict) and "b64" in instance:
+            images.append(_b64(instance["b64"], where))
+        elif isinstance(instance, str):
+            images.append(_b64(instance, where))
+        else:
+            raise InvalidInput(f'{where}: expected {{"image_bytes": {{"b64": ...}}}} or {{"b64": ...}}')
+    return ParsedRequest(images, parse_options(payload.get("parameters")), "v1")
+
+
+def decode_v2_body(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
+    """Build an ``InferRequest`` from a REST v2 body, JSON or with the binary tensor data extension.
+
+    KServe 0.21's own decoder turns binary ``BYTES`` tensors back into UTF-8 JSON strings, which fails
+    on image bytes (a 500) and copies ``UINT8`` pixels into Python lists; here raw tensor bytes stay raw.
+
+    Raises:
+        InvalidInput: malformed JSON, missing fields, or binary sizes that do not add up.
+    """
+    if header_length is None:
+        json_bytes, rest = body, b""
+    else:
+        try:
+            length = int(header_length)
+        except ValueError as error:
+            raise InvalidInput(
+                f"Inference-Header-Content-Length is not an integer: {header_length!r}"
+            ) from error
+        if not 0 <= length <= len(body):
+            raise InvalidInput(
+                f"Inference-Header-Content-Length {length} does not fit a body of {len(body)} bytes"
+            )
+        json_bytes, rest = body[:length], body[length:]
+    try:
+        document = orjson.loads(json_bytes)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(
+            f"Unrecognized request format: the JSON header is not valid JSON ({error})"
+        ) from error
+    if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
+        raise InvalidInput('an inference request needs "inputs": a list of tensors')
+    offset = 0
+    inputs = []
+    for index, item in enumerate(document["inputs"]):
+        if not isinstance(item, dict):
+            raise InvalidInput(f"inputs[{index}] must be an object with name, shape, datatype and data")
+        name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
+        if not isinstance(name, str) or not isinstance(datatype, str):
+            raise InvalidInput(f"inputs[{index}] needs a string 'name' and 'datatype'")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise InvalidInput(
+                f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}"
+            )
+        parameters = item.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidInput(f"input {name!r}: 'parameters' must be an object")
+        tensor = InferInput(name=name, shape=shape, datatype=datatype.upper(), parameters=parameters)
+        if "data" in item:
+            tensor.data = item["data"]
+        elif "binary_data_size" in parameters:
+            size = parameters["binary_data_size"]
+            if not isinstance(size, int) or size < 0 or offset + size > len(rest):
+                raise InvalidInput(
+                    f"input {name!r}: binary_data_size {size!r} exceeds the {len(rest) - offset} bytes left"
+                )
+            tensor._raw_data = rest[offset : offset + size]
+            offset += size
+        else:
+            raise InvalidInput(f"input {name!r}: no 'data' and no 'binary_data_size' parameter")
+        inputs.append(tensor)
+    if offset != len(rest):
+        raise InvalidInput(f"{len(rest) - offset} bytes after the binary tensors belong to no input")
+    parameters = document.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidInput("request 'parameters' must be an object")
+    return InferRequest(
+        model_name=model_name,
+        infer_inputs=inputs,
+        request_id=document.get("id"),
+        parameters=parameters,
+    )
+
+
+def parse_v2(request: InferRequest) -> ParsedRequest:
+    """Parse an OIP request: a ``BYTES`` tensor of encoded images or a ``UINT8`` ``[N,H,W,3]`` tensor."""
+    if len(request.inputs) != 1:
+        raise InvalidInput(
+            f"expected exactly one input tensor (encoded images as BYTES [N] or pixels as UINT8 "
+            f"[N,H,W,3]), got {len(request.inputs)}"
+        )
+    tensor = request.inputs[0]
+    datatype = tensor.datatype.upper()
+    shape = [int(s) for s in tensor.shape]
+    try:
+        array = tensor.as_numpy()
+    except (ValueError, TypeError, struct.error) as error:
+        raise InvalidInput(f"input {tensor.name!r}: data does not match shape {shape}: {error}") from error
+    images: list[bytes | np.ndarray] = []
+    if datatype == "BYTES":
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1 or array.size == 0:
+            raise InvalidInput(
+                f"input {tensor.name!r}: BYTES tensor must have shape [N] with N >= 1, got {shape}"
+            )
+        binary = tensor._raw_data is not None  # the binary tensor data extension carries raw bytes
+        for index, item in enumerate(array):
+            where = f"input {tensor.name!r}[{index}]"
+            if binary and isinstance(item, bytes):
+                images.append(item)
+            else:  # JSON carries encoded images as base64 strings
+                images.append(
+                    _b64(item.decode("ascii", "replace") if isinstance(item, bytes) else item, where)
+                )
+    elif datatype == "UINT8":
+        if array.ndim == 3:
+            array = array[None]
+        if array.ndim != 4 or array.shape[-1] != 3 or 0 in array.shape:
+            raise InvalidInput(f"input {tensor.name!r}: UINT8 tensor must have shape [N,H,W,3], got {shape}")
+        order = str(_plain((tensor.parameters or {}).get("color_order", "RGB"))).upper()
+        if order not in ("RGB", "BGR"):
+            raise InvalidInput(f"input {tensor.name!r}: color_order must be RGB or BGR, got {order!r}")
+        for image in array:
+            images.append(np.ascontiguousarray(image[..., ::-1] if order == "RGB" else image))
+    else:
+        raise InvalidInput(
+            f"input {tensor.name!r}: datatype {datatype} is not supported; send encoded images as BYTES "
+            "or pixels as UINT8 [N,H,W,3]"
+        )
+    return ParsedRequest(images, parse_options(request.parameters), "v2", request.id)
+
+
+def image_result(detections: Detections, shape: tuple[int, ...]) -> dict[str, Any]:
+    """The per-image JSON document: boxes, scores, class ids and names, RLE masks when segmenting."""
+    records = detections_to_records(detections)
+    return {
+        "image_shape": [int(shape[0]), int(shape[1])],
+        "num_detections": len(records),
+        "detections": records,
+    }
+
+
+def build_v1_response(results: list[dict[str, Any]], version: str) -> dict[str, Any]:
+    return {"predictions": results, "model_version": version}
+
+
+def build_v2_response(
+    model_name: str, request_id: str | None, results: list[dict[str, Any]], version: str
+) -> InferResponse:
+    """One JSON document per image (``detections``) plus flat numeric tensors over all detections."""
+    boxes, scores, class_ids, image_index = [], [], [], []
+    for index, result in enumerate(results):
+        for record in result["detections"]:
+            boxes.append(record["xyxy"])
+            scores.append(record["confidence"])
+            class_ids.append(record["class_id"])
+            image_index.append(index)
+    documents = np.array([json.dumps(result) for result in results], dtype=object)
+    outputs = [
+        InferOutput("detections", [len(results)], "BYTES", documents),
+        InferOutput("boxes", [len(boxes), 4], "FP32", np.asarray(boxes, np.float32).reshape(-1, 4)),
+        InferOutput("scores", [len(scores)], "FP32", np.asarray(scores, np.float32)),
+        InferOutput("class_ids", [len(class_ids)], "INT64", np.asarray(class_ids, np.int64)),
+        InferOutput("image_index", [len(image_index)], "INT32", np.asarray(image_index, np.int32)),
+    ]
+    return InferResponse(
+        response_id=request_id or "",
+        model_name=model_name,
+        infer_outputs=outputs,
+        model_version=version,
+    )
+
+
+def model_io_spec(metadata: ModelMetadata) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Input and output tensor descriptions for ``GET /v2/models/{name}``."""
+    inputs = [
+        {"name": "images", "datatype": "BYTES", "shape": [-1]},
+        {"name": "pixels", "datatype": "UINT8", "shape": [-1, -1, -1, 3]},
+    ]
+    outputs = [
+        {"name": "detections", "datatype": "BYTES", "shape": [-1]},
+        {"name": "boxes", "datatype": "FP32", "shape": [-1, 4]},
+        {"name": "scores", "datatype": "FP32", "shape": [-1]},
+        {"name": "class_ids", "datatype": "INT64", "shape": [-1]},
+        {"name": "image_index", "datatype": "INT32", "shape": [-1]},
+    ]
+    return inputs, outputs

@@ -1,0 +1,359 @@
+"""Canary router: split traffic between a champion and a challenger predictor, watch, roll back.
+
+Inference requests (``POST``) go to the challenger for ``percent`` % of users (sticky per
+``X-User-Id`` header, random without one); every other request goes to the champion. Each answer
+carries the version that produced it (``X-Model-Version`` header, ``model_version`` JSON field).
+Per version the router counts requests, errors (5xx or no answer) and latencies over a sliding
+window, and rolls the challenger back on its own when it does clearly worse than the champion.
+
+Admin endpoints: ``GET /admin/status``, ``POST /admin/promote``, ``POST /admin/rollback``,
+``PUT /admin/traffic`` (``{"percent": N}``).
+
+Example:
+    >>> champion, challenger = Upstream("v1", "http://127.0.0.1:8081"), Upstream("v2", "http://127.0.0.1:8082")
+    >>> router = CanaryRouter(champion, challenger, percent=10)
+    >>> router.choose("alice") in ("v1", "v2")
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from nexus.serving.metrics import ROUTER_ERRORS, ROUTER_LATENCY, ROUTER_REQUESTS
+
+VERSION_HEADER = "X-Model-Version"
+USER_HEADER = "X-User-Id"
+_HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "accept-encoding"}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One predictor behind the router: a version label and its base URL."""
+
+    version: str
+    url: str
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            raise ValueError("an upstream needs a version label, e.g. 'v1'")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"upstream URL must start with http:// or https://, got {self.url!r}")
+
+
+@dataclass(frozen=True)
+class RollbackPolicy:
+    """When the router rolls a challenger back on its own.
+
+    The challenger is rolled back once both versions have at least ``min_requests`` in the window and
+    its error rate exceeds the champion's by more than ``max_error_rate_margin``, or its p95 latency
+    exceeds the champion's by more than ``max_p95_margin`` (a fraction: 0.5 = 50 % slower).
+
+    Example:
+        >>> RollbackPolicy(window=100, min_requests=20).max_error_rate_margin
+        0.05
+    """
+
+    enabled: bool = True
+    window: int = 200
+    min_requests: int = 20
+    max_error_rate_margin: float = 0.05
+    max_p95_margin: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"rollback window must be at least 1 request, got {self.window}")
+        if not 1 <= self.min_requests <= self.window:
+            raise ValueError(
+                f"min_requests must be within [1, window={self.window}], got {self.min_requests}"
+            )
+        if not 0.0 <= self.max_error_rate_margin <= 1.0:
+            raise ValueError(f"max_error_rate_margin must be within [0, 1], got {self.max_error_rate_margin}")
+        if self.max_p95_margin <= -1.0:
+            raise ValueError(f"max_p95_margin must be above -1 (a fraction), got {self.max_p95_margin}")
+
+
+@dataclass
+class VersionStats:
+    """Counters and a sliding window of ``(error, latency_seconds)`` for one version."""
+
+    window: int
+    requests: int = 0
+    errors: int = 0
+    recent: deque = field(default_factory=deque)
+
+    def record(self, error: bool, latency: float) -> None:
+        self.requests += 1
+        self.errors += int(error)
+        self.recent.append((error, latency))
+        while len(self.recent) > self.window:
+            self.recent.popleft()
+
+    @property
+    def window_error_rate(self) -> float:
+        return sum(e for e, _ in self.recent) / len(self.recent) if self.recent else 0.0
+
+    @property
+    def window_p95(self) -> float:
+        if not self.recent:
+            return 0.0
+        latencies = sorted(latency for _, latency in self.recent)
+        return latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "window_requests": len(self.recent),
+            "window_error_rate": round(self.window_error_rate, 4),
+            "window_p95_ms": round(self.window_p95 * 1000, 3),
+        }
+
+
+class CanaryRouter:
+    """The routing state: who serves, which share, the stats, and the rollback decision."""
+
+    def __init__(
+        self,
+        champion: Upstream,
+        challenger: Upstream | None = None,
+        percent: float = 0.0,
+        policy: RollbackPolicy | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not 0.0 <= percent <= 100.0:
+            raise ValueError(f"canary percent must be within [0, 100], got {percent}")
+        if challenger is not None and challenger.version == champion.version:
+            raise ValueError(
+                f"champion and challenger need different version labels, both are {champion.version!r}"
+            )
+        self.champion = champion
+        self.challenger = challenger
+        self.percent = percent if challenger is not None else 0.0
+        self.policy = policy or RollbackPolicy()
+        self.stats: dict[str, VersionStats] = {}
+        self.events: list[dict[str, Any]] = []
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def upstream(self, version: str) -> Upstream:
+        if self.challenger is not None and version == self.challenger.version:
+            return self.challenger
+        return self.champion
+
+    def choose(self, user_id: str | None) -> str:
+        """The version to serve this request: sticky per user id, random without one."""
+        if self.challenger is None or self.percent <= 0:
+            return self.champion.version
+        if user_id:
+            bucket = int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big") % 10_000 / 100
+        else:
+            bucket = self._random.random() * 100
+        return self.challenger.version if bucket < self.percent else self.champion.version
+
+    def record(self, version: str, error: bool, latency: float) -> None:
+        with self._lock:
+            stats = self.stats.setdefault(version, VersionStats(self.policy.window))
+            stats.record(error, latency)
+        ROUTER_REQUESTS.labels(version=version).inc()
+        if error:
+            ROUTER_ERRORS.labels(version=version).inc()
+        ROUTER_LATENCY.labels(version=version).observe(latency)
+        self.check_rollback()
+
+    def rollback_reason(self) -> str | None:
+        """Why the challenger should be rolled back now, or ``None``."""
+        policy = self.policy
+        if not policy.enabled or self.challenger is None:
+            return None
+        champion = self.stats.get(self.champion.version)
+        challenger = self.stats.get(self.challenger.version)
+        if challenger is None or len(challenger.recent) < policy.min_requests:
+            return None
+        champion_error = champion.window_error_rate if champion else 0.0
+        if challenger.window_error_rate > champion_error + policy.max_error_rate_margin:
+            return (
+                f"challenger error rate {challenger.window_error_rate:.1%} exceeds the champion's "
+                f"{champion_error:.1%} by more than {policy.max_error_rate_margin:.1%}"
+            )
+        if champion is None or len(champion.recent) < policy.min_requests:
+            return None
+        limit = champion.window_p95 * (1 + policy.max_p95_margin)
+        if challenger.window_p95 > limit:
+            return (
+                f"challenger p95 latency {challenger.window_p95 * 1000:.1f} ms exceeds the champion's "
+                f"{champion.window_p95 * 1000:.1f} ms by more than {policy.max_p95_margin:.0%}"
+            )
+        return None
+
+    def check_rollback(self) -> None:
+        reason = self.rollback_reason()
+        if reason is not None:
+            self.rollback(reason=reason, automatic=True)
+
+    def rollback(self, reason: str = "manual", automatic: bool = False) -> dict[str, Any]:
+        """Send all traffic back to the champion and drop the challenger."""
+        with self._lock:
+            if self.challenger is None:
+                return {"action": "rollback", "changed": False, "champion": self.champion.version}
+            event = {
+                "action": "rollback",
+                "changed": True,
+                "automatic": automatic,
+                "reason": reason,
+                "challenger": self.challenger.version,
+                "champion": self.champion.version,
+                "time": time.time(),
+            }
+            self.challenger, self.percent = None, 0.0
+            self.events.append(event)
+            return event
+
+    def promote(self) -> dict[str, Any]:
+        """Make the challenger the champion (100 % of traffic)."""
+        with self._lock:
+            if self.challenger is None:
+                return {"action": "promote", "changed": False, "champion": self.champion.version}
+            event = {
+                "action": "promote",
+                "changed": True,
+                "previous": self.champion.version,
+                "champion": self.challenger.version,
+                "time": time.time(),
+            }
+            self.champion, self.challenger, self.percent = self.challenger, None, 0.0
+            self.events.append(event)
+            return event
+
+    def set_percent(self, percent: float) -> dict[str, Any]:
+        if not 0.0 <= percent <= 100.0:
+            raise ValueError(f"canary percent must be within [0, 100], got {percent}")
+        if self.challenger is None:
+            raise ValueError("no challenger to send traffic to; start one with --canary")
+        self.percent = percent
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "champion": {"version": self.champion.version, "url": self.champion.url},
+            "challenger": None
+            if self.challenger is None
+            else {"version": self.challenger.version, "url": self.challenger.url},
+            "canary_percent": self.percent,
+            "stats": {version: stats.summary() for version, stats in self.stats.items()},
+            "policy": self.policy.__dict__,
+            "events": self.events,
+        }
+
+
+def _label_body(content: bytes, content_type: str, version: str) -> bytes:
+    """Add ``model_version`` to a JSON object body (binary and non-object bodies pass unchanged)."""
+    if not content_type.startswith("application/json") or not content.startswith(b"{"):
+        return content
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return content
+    body["model_version"] = version
+    return json.dumps(body).encode()
+
+
+def create_router_app(router: CanaryRouter, timeout_s: float = 30.0) -> FastAPI:
+    """The router's ASGI app: admin endpoints, ``/metrics``, and a proxy for everything else."""
+    client_holder: dict[str, httpx.AsyncClient] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        if "client" in client_holder:
+            await client_holder.pop("client").aclose()
+
+    app = FastAPI(title="nexus canary router", docs_url=None, redoc_url=None, lifespan=lifespan)
+
+    def client() -> httpx.AsyncClient:
+        if "client" not in client_holder:
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            client_holder["client"] = httpx.AsyncClient(timeout=timeout_s, limits=limits)
+        return client_holder["client"]
+
+    @app.get("/admin/status")
+    async def status() -> dict[str, Any]:
+        return router.status()
+
+    @app.post("/admin/promote")
+    async def promote() -> dict[str, Any]:
+        return router.promote()
+
+    @app.post("/admin/rollback")
+    async def rollback() -> dict[str, Any]:
+        return router.rollback(reason="manual")
+
+    @app.put("/admin/traffic")
+    async def traffic(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+            return JSONResponse(router.set_percent(float(body["percent"])))
+        except (ValueError, KeyError, TypeError) as error:
+            message = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+            return JSONResponse({"error": f'expected {{"percent": 0..100}}: {message}'}, status_code=400)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
+    async def proxy(path: str, request: Request) -> Response:
+        version = (
+            router.choose(request.headers.get(USER_HEADER))
+            if request.method == "POST"
+            else (router.champion.version)
+        )
+        upstream = router.upstream(version)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        started = time.perf_counter()
+        try:
+            answer = await client().request(
+                request.method,
+                f"{upstream.url}/{path}",
+                params=request.query_params,
+                content=await request.body(),
+                headers=headers,
+            )
+        except httpx.HTTPError as error:
+            if request.method == "POST":
+                router.record(version, True, time.perf_counter() - started)
+            return JSONResponse(
+                {
+                    "error": f"version {version} did not answer: {type(error).__name__}",
+                    "model_version": version,
+                },
+                status_code=502,
+                headers={VERSION_HEADER: version},
+            )
+        if request.method == "POST":
+            router.record(version, answer.status_code >= 500, time.perf_counter() - started)
+        content_type = answer.headers.get("content-type", "")
+        out_headers = {
+            k: v for k, v in answer.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}
+        }
+        out_headers[VERSION_HEADER] = version
+        return Response(
+            _label_body(answer.content, content_type, version),
+            status_code=answer.status_code,
+            headers=out_headers,
+        )
+
+    return app

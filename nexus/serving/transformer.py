@@ -1,0 +1,193 @@
+"""The split deployment: a transformer (decode, letterbox, NMS) in front of a tensor predictor.
+
+The transformer takes the same v1/v2 image requests as ``DetectionPredictor``, letterboxes them into
+an ``FP32 [N,3,H,W]`` tensor and sends it to the predictor as a v2 *JSON* tensor (KServe 0.21 fails
+on binary tensors between transformer and predictor: two Content-Type headers). The predictor runs
+the model only and answers the raw head outputs (``predictions``, ``protos`` for segmentation); the
+transformer decodes them into detections. This lets pre/post-processing scale on CPU nodes while
+the predictor sits on a GPU node.
+
+Example:
+    python -m serving --mode tensor-predictor --model best.onnx --port 8081
+    python -m serving --mode transformer --predictor-host 127.0.0.1:8081 --port 8080
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import kserve
+import numpy as np
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+
+from nexus.errors import NexusError
+from nexus.inference.detector import Detector
+from nexus.inference.metadata import ModelMetadata
+from nexus.serving.model_source import ModelSource
+from nexus.serving.protocol import (
+    build_v1_response,
+    build_v2_response,
+    image_result,
+    model_io_spec,
+    parse_v1,
+    parse_v2,
+)
+from nexus.vision.image_io import MAX_IMAGE_PIXELS, decode_image_bytes
+
+
+class _MetadataOnlyBackend:
+    """Lets the transformer reuse ``Detector.preprocess``/``postprocess`` without a model."""
+
+    def __init__(self, metadata: ModelMetadata) -> None:
+        self.metadata = metadata
+        self.input_dtype = np.float32
+        self.dynamic_shape = True
+        self.name = "remote"
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError("the transformer's model runs in the predictor")
+
+
+class TensorPredictor(kserve.Model):
+    """Runs the model on letterboxed ``FP32 [N,3,H,W]`` tensors; answers raw head outputs."""
+
+    def __init__(self, name: str, model_uri: str, device: str = "cpu", version: str = "v1") -> None:
+        super().__init__(name)
+        self.model_uri, self.device, self.version = model_uri, device, version
+        self.detector: Detector | None = None
+
+    def load(self) -> bool:
+        self.detector = Detector.from_path(
+            ModelSource.parse(self.model_uri).resolve(device=self.device), self.device
+        )
+        self.ready = True
+        return True
+
+    def describe(self) -> dict[str, Any]:
+        assert self.detector is not None
+        metadata = self.detector.metadata
+        return {
+            "names": {str(k): v for k, v in metadata.names.items()},
+            "task": metadata.task,
+            "imgsz": list(metadata.imgsz),
+            "stride": metadata.stride,
+            "backend": self.detector.backend.name,
+            "version": self.version,
+        }
+
+    def get_input_types(self) -> list[dict]:
+        return [{"name": "input", "datatype": "FP32", "shape": [-1, 3, -1, -1]}]
+
+    def get_output_types(self) -> list[dict]:
+        return [
+            {"name": "predictions", "datatype": "FP32", "shape": [-1, -1, -1]},
+            {"name": "protos", "datatype": "FP32", "shape": [-1, -1, -1, -1]},
+        ]
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> InferResponse:
+        assert self.detector is not None
+        if not isinstance(payload, InferRequest) or len(payload.inputs) != 1:
+            raise InvalidInput("expected a v2 request with one FP32 [N,3,H,W] input tensor")
+        tensor = payload.inputs[0]
+        if tensor.datatype != "FP32":
+            raise InvalidInput(f"input {tensor.name!r}: expected FP32, got {tensor.datatype}")
+        try:
+            batch = tensor.as_numpy()
+        except (ValueError, TypeError) as error:
+            raise InvalidInput(f"input {tensor.name!r}: data does not match its shape: {error}") from error
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise InvalidInput(f"input {tensor.name!r}: expected shape [N,3,H,W], got {list(batch.shape)}")
+        backend = self.detector.backend
+        predictions, protos = await asyncio.to_thread(backend.infer, batch.astype(backend.input_dtype))
+        outputs = [
+            InferOutput("predictions", list(predictions.shape), "FP32", predictions.astype(np.float32))
+        ]
+        if protos is not None:
+            outputs.append(InferOutput("protos", list(protos.shape), "FP32", protos.astype(np.float32)))
+        return InferResponse(
+            response_id=payload.id or "",
+            model_name=self.name,
+            infer_outputs=outputs,
+            model_version=self.version,
+        )
+
+
+def fetch_metadata(predictor_host: str, model_name: str, timeout_s: float = 30.0) -> ModelMetadata:
+    """Class names, input size and task from the predictor's ``GET /v2/models/{name}``."""
+    url = f"http://{predictor_host}/v2/models/{model_name}"
+    try:
+        body = httpx.get(url, timeout=timeout_s).raise_for_status().json()
+    except httpx.HTTPError as error:
+        raise NexusError(f"cannot read model metadata from {url}: {error}") from error
+    parameters = body.get("parameters") or {}
+    if "names" not in parameters:
+        raise NexusError(f"{url} lists no class names; start the predictor with --mode tensor-predictor")
+    return ModelMetadata(
+        names={int(k): str(v) for k, v in parameters["names"].items()},
+        imgsz=tuple(parameters.get("imgsz", (640, 640))),
+        stride=int(parameters.get("stride", 32)),
+        task=parameters.get("task", "detect"),
+    )
+
+
+class DetectionTransformer(kserve.Model):
+    """Decode + letterbox before, NMS (+ masks) after a remote ``TensorPredictor``."""
+
+    def __init__(self, name: str, predictor_host: str, imgsz: int | None = None, version: str = "v1") -> None:
+        super().__init__(name)
+        self.predictor_host, self.imgsz, self.version = predictor_host, imgsz, version
+        self.detector: Detector | None = None
+        self._pending: dict[str, tuple[Any, ...]] = {}
+
+    def load(self) -> bool:
+        self.detector = Detector(_MetadataOnlyBackend(fetch_metadata(self.predictor_host, self.name)))
+        self.ready = True
+        return True
+
+    def get_input_types(self) -> list[dict]:
+        assert self.detector is not None
+        return model_io_spec(self.detector.metadata)[0]
+
+    def get_output_types(self) -> list[dict]:
+        assert self.detector is not None
+        return model_io_spec(self.detector.metadata)[1]
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> InferRequest:
+        assert self.detector is not None
+        parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
+        try:
+            images = [
+                image
+                if isinstance(image, np.ndarray)
+                else decode_image_bytes(image, f"image {i}", MAX_IMAGE_PIXELS)
+                for i, image in enumerate(parsed.images)
+            ]
+        except NexusError as error:
+            raise InvalidInput(str(error)) from error
+        batch, geometries = self.detector.preprocess(images, self.imgsz)
+        request_id = uuid.uuid4().hex
+        shapes = [image.shape[:2] for image in images]
+        self._pending[request_id] = (geometries, parsed.options, parsed.protocol, parsed.request_id, shapes)
+        tensor = InferInput("input", list(batch.shape), "FP32")
+        tensor.set_data_from_numpy(batch.astype(np.float32), binary_data=False)
+        return InferRequest(model_name=self.name, infer_inputs=[tensor], request_id=request_id)
+
+    async def postprocess(
+        self, result: Any, headers: dict[str, str] | None = None, response_headers: dict | None = None
+    ) -> Any:
+        assert self.detector is not None
+        if not isinstance(result, InferResponse) or result.id not in self._pending:
+            raise InvalidInput("the predictor answered a request this transformer did not send")
+        geometries, options, protocol, request_id, shapes = self._pending.pop(result.id)
+        outputs = {output.name: output.as_numpy() for output in result.outputs}
+        detections = self.detector.postprocess(
+            outputs["predictions"], outputs.get("protos"), geometries, [options] * len(geometries)
+        )
+        results = [image_result(d, shape) for d, shape in zip(detections, shapes, strict=True)]
+        if protocol == "v2":
+            return build_v2_response(self.name, request_id, results, self.version)
+        return build_v1_response(results, self.version)

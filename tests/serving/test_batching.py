@@ -1,0 +1,164 @@
+"""Dynamic batching: concurrent images share one forward pass; a bad image fails only itself."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from serving_client import MODEL_NAME, b64
+
+from nexus.serving.batching import DynamicBatcher
+from nexus.serving.config import BatchingConfig, PredictorConfig
+from nexus.vision.postprocess import PostprocessOptions
+
+
+@pytest.fixture(scope="module")
+def detector(detect_onnx):
+    from nexus.inference.detector import Detector
+
+    return Detector.from_path(detect_onnx)
+
+
+@pytest.fixture(scope="module")
+def images(val_images) -> list[np.ndarray]:
+    return [cv2.imread(str(path)) for path in val_images[:8]]
+
+
+def run_concurrently(batcher: DynamicBatcher, items: list[tuple[np.ndarray, PostprocessOptions]]) -> list:
+    async def main() -> list:
+        results = await asyncio.gather(
+            *(batcher.submit(image, options) for image, options in items), return_exceptions=True
+        )
+        batcher.close()
+        return results
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("max_batch_size", "count", "expected_sizes"),
+    [(4, 8, [4, 4]), (8, 5, [5]), (1, 3, [1, 1, 1]), (3, 7, [3, 3, 1])],
+)
+def test_batches_fill_up_to_the_limit(detector, images, max_batch_size, count, expected_sizes):
+    sizes: list[int] = []
+
+    def run(batch, options):
+        sizes.append(len(batch))
+        return detector.predict_arrays(batch, options)
+
+    config = BatchingConfig(max_batch_size=max_batch_size, max_delay_ms=200)
+    items = [(images[i % len(images)], PostprocessOptions(conf_threshold=0.001)) for i in range(count)]
+    results = run_concurrently(DynamicBatcher(run, config), items)
+    assert sizes == expected_sizes
+    singles = detector.predict_arrays([image for image, _ in items], PostprocessOptions(conf_threshold=0.001))
+    for got, want in zip(results, singles, strict=True):
+        np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1e-3)
+
+
+def test_per_image_options_inside_one_batch(detector, images):
+    options = [PostprocessOptions(conf_threshold=0.001, max_detections=k) for k in (1, 2, 3, 300)]
+    items = list(zip(images[:4], options, strict=True))
+    results = run_concurrently(
+        DynamicBatcher(detector.predict_arrays, BatchingConfig(max_batch_size=4, max_delay_ms=200)), items
+    )
+    assert [len(r) for r in results][:3] == [1, 2, 3]
+    assert len(results[3]) > 3
+
+
+def test_a_bad_image_fails_alone(detector, images):
+    bad = np.zeros((0, 10, 3), np.uint8)  # passes the queue, breaks the letterbox
+    items = [
+        (images[0], PostprocessOptions()),
+        (bad, PostprocessOptions()),
+        (images[1], PostprocessOptions()),
+    ]
+    results = run_concurrently(
+        DynamicBatcher(detector.predict_arrays, BatchingConfig(max_batch_size=3, max_delay_ms=200)), items
+    )
+    assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
+    assert isinstance(results[1], Exception)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [
+        ({"max_batch_size": 0}, "max_batch_size"),
+        ({"max_batch_size": 5000}, "max_batch_size"),
+        ({"max_delay_ms": -1}, "max_delay_ms"),
+    ],
+)
+def test_batching_config_is_validated(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        BatchingConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [
+        ({"model_uri": " "}, "model_uri"),
+        ({"model_name": "a/b"}, "model_name"),
+        ({"imgsz": 0}, "imgsz"),
+        ({"max_images_per_request": 0}, "max_images_per_request"),
+        ({"version": ""}, "version"),
+    ],
+)
+def test_predictor_config_is_validated(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        PredictorConfig(**{"model_uri": "m.onnx", **kwargs})
+
+
+def test_concurrent_http_requests_are_batched(predictor, jpegs):
+    """16 concurrent requests against a predictor batching up to 8 within 20 ms: batches > 1 happen."""
+
+    def multi_image_batches() -> float:
+        """Batches with more than one image so far (histogram count minus the ``le=1`` bucket)."""
+        samples = {}
+        for line in httpx.get(f"{predictor.url}/metrics").text.splitlines():
+            if line.startswith("nexus_predictor_batch_size") and 'version="v1"' in line:
+                key = "single" if 'le="1.0"' in line else "count" if "_count" in line else None
+                if key:
+                    samples[key] = float(line.split()[-1])
+        return samples.get("count", 0.0) - samples.get("single", 0.0)
+
+    before = multi_image_batches()
+
+    async def fire() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            url = f"{predictor.url}/v1/models/{MODEL_NAME}:predict"
+            return await asyncio.gather(
+                *(
+                    client.post(url, json={"instances": [{"b64": b64(jpegs[i % len(jpegs)])}]})
+                    for i in range(16)
+                )
+            )
+
+    assert all(r.status_code == 200 for r in asyncio.run(fire()))
+    assert multi_image_batches() > before  # at least one batch held more than one image
+
+
+def test_cpu_serving_path_imports_neither_torch_nor_ultralytics(detect_onnx, jpegs):
+    script = textwrap.dedent(
+        f"""
+        import asyncio, base64, sys
+        sys.argv = sys.argv[:1]
+        from nexus.serving.config import PredictorConfig
+        from nexus.serving.predictor import DetectionPredictor
+        from nexus.serving import server, router, launcher, protocol, manifests  # noqa: F401
+        model = DetectionPredictor(PredictorConfig(model_uri={str(detect_onnx)!r}))
+        model.load()
+        body = {{"instances": [{{"b64": {b64(jpegs[0])!r}}}]}}
+        response, _ = asyncio.run(model(body, {{}}))
+        assert len(response["predictions"]) == 1
+        heavy = sorted(m for m in ("torch", "torchvision", "ultralytics") if m in sys.modules)
+        print("HEAVY", heavy)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "HEAVY []" in out.stdout

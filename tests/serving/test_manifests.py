@@ -1,0 +1,122 @@
+"""KServe manifests: built with the SDK, round-trip through its models, carry the fields KServe needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nexus.cli.main import main as nexus_main
+from nexus.serving.manifests import (
+    DeploymentSettings,
+    inference_service_manifest,
+    serving_runtime_manifest,
+    write_manifests,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+CHECKED_IN = {
+    "detector": dict(
+        name="detector",
+        storage_uri="s3://models/detector/v2",
+        canary_percent=10,
+        gpus=1,
+        s3_endpoint="minio.minio:9000",
+        service_account="nexus-s3",
+    ),
+    "detector-raw": dict(name="detector-raw", storage_uri="s3://models/detector/v1", mode="RawDeployment"),
+}
+
+
+@pytest.fixture
+def k8s_types_visible_to_kserve(monkeypatch):
+    """kserve's ApiClient looks model classes up in ``kserve.models`` only; the Kubernetes ones
+    (``V1ObjectMeta``, ``V1ResourceRequirements``, ...) live in ``kubernetes.client``: show them there."""
+    import kserve.models
+    import kubernetes.client
+
+    for name in dir(kubernetes.client):
+        if name.startswith("V1") and not hasattr(kserve.models, name):
+            monkeypatch.setattr(kserve.models, name, getattr(kubernetes.client, name), raising=False)
+
+
+def round_trip(manifest: dict, klass: str):
+    """Deserialize into the SDK model classes and serialize again (what ``kubectl apply`` would send)."""
+    from kserve import ApiClient
+
+    client = ApiClient()
+    model = client._ApiClient__deserialize(manifest, klass)
+    return client.sanitize_for_serialization(model)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        DeploymentSettings("detector", "s3://models/d/v2", canary_percent=10, gpus=1),
+        DeploymentSettings("detector", "s3://models/d/v2", mode="RawDeployment", min_replicas=2),
+        DeploymentSettings("cpu-only", "pvc://models/d", canary_percent=0, min_replicas=0),
+    ],
+    ids=["serverless-canary-gpu", "raw-deployment", "scale-to-zero"],
+)
+def test_manifests_round_trip_and_carry_required_fields(settings, k8s_types_visible_to_kserve):
+    isvc = inference_service_manifest(settings)
+    runtime = serving_runtime_manifest(settings)
+    assert round_trip(isvc, "V1beta1InferenceService") == isvc
+    assert round_trip(runtime, "V1alpha1ServingRuntime") == runtime
+
+    assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    assert isvc["metadata"]["name"] == settings.name
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == settings.mode
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["model"]["storageUri"] == settings.storage_uri
+    assert predictor["model"]["runtime"] == runtime["metadata"]["name"]
+    assert predictor["model"]["modelFormat"]["name"] == runtime["spec"]["supportedModelFormats"][0]["name"]
+    assert predictor.get("canaryTrafficPercent") == settings.canary_percent
+    assert predictor["minReplicas"] == settings.min_replicas
+    limits = predictor["model"]["resources"]["limits"]
+    assert limits.get("nvidia.com/gpu") == (str(settings.gpus) if settings.gpus else None)
+
+    (container,) = runtime["spec"]["containers"]
+    assert container["name"] == "kserve-container"
+    assert container["command"] == ["python", "-m", "serving"]
+    assert container["args"][container["args"].index("--model") + 1] == "/mnt/models"
+    assert container["args"][container["args"].index("--device") + 1] == ("0" if settings.gpus else "cpu")
+    assert set(runtime["spec"]["protocolVersions"]) == {"v1", "v2"}
+    assert "snake_case" not in str(isvc) and "storage_uri" not in str(isvc)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [
+        ({"name": "Detector_1"}, "DNS-1035"),
+        ({"storage_uri": "/local/path"}, "storage_uri"),
+        ({"mode": "Knative"}, "mode"),
+        ({"canary_percent": 120}, "canary_percent"),
+        ({"canary_percent": 10, "mode": "RawDeployment"}, "Serverless"),
+        ({"gpus": -1}, "gpus"),
+        ({"min_replicas": 3, "max_replicas": 2}, "min_replicas"),
+        ({"min_replicas": 0, "mode": "RawDeployment"}, "scale to zero"),
+    ],
+)
+def test_invalid_settings_say_what_to_change(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        DeploymentSettings(**{"name": "detector", "storage_uri": "s3://m/d", **kwargs})
+
+
+def test_cli_writes_manifests(tmp_path):
+    argv = ["deploy", "manifests", "--name", "det", "--storage-uri", "s3://m/det", "--out", str(tmp_path)]
+    assert nexus_main([*argv, "--canary-percent", "25", "--gpus", "1"]) == 0
+    isvc = yaml.safe_load((tmp_path / "det-inferenceservice.yaml").read_text())
+    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 25
+    assert nexus_main([*argv, "--canary-percent", "25", "--mode", "RawDeployment"]) == 2
+
+
+@pytest.mark.parametrize("key", sorted(CHECKED_IN))
+def test_checked_in_manifests_are_current(key, tmp_path):
+    """``manifests/serving/`` holds what the generator writes (regenerate with ``nexus deploy manifests``)."""
+    settings = DeploymentSettings(**CHECKED_IN[key])
+    for generated in write_manifests(settings, tmp_path):
+        checked_in = REPO / "manifests" / "serving" / generated.name
+        assert checked_in.is_file(), f"missing {checked_in}; write it with nexus deploy manifests"
+        assert yaml.safe_load(checked_in.read_text()) == yaml.safe_load(generated.read_text()), generated.name

@@ -1,0 +1,171 @@
+"""The KServe predictor over HTTP: v1, v2 (JSON, binary tensors, raw pixels), metadata, parameters."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from serving_client import (
+    LOW_CONF,
+    MODEL_NAME,
+    b64,
+    boxes_of,
+    bytes_tensor,
+    v1,
+    v2_binary,
+    v2_detections,
+    v2_json,
+)
+
+
+def test_v1_matches_in_process_detector(predictor, jpegs, detect_onnx):
+    from nexus.inference.detector import Detector
+
+    instances = [{"image_bytes": {"b64": b64(jpegs[0])}}, {"b64": b64(jpegs[1])}]
+    response = v1(predictor.url, instances, LOW_CONF)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == "v1"
+    assert len(body["predictions"]) == 2
+    detector = Detector.from_path(detect_onnx)
+    expected = detector.predict(jpegs[:2], conf=LOW_CONF["confidence"])
+    for got, want in zip(body["predictions"], expected, strict=True):
+        assert got["num_detections"] == len(want) > 0
+        np.testing.assert_allclose([d["xyxy"] for d in got["detections"]], want.xyxy, atol=0.02)
+        assert [d["class_name"] for d in got["detections"]] == want.class_name
+
+
+def test_all_transports_give_the_same_detections(predictor, jpegs):
+    """v1 base64, v2 JSON base64, v2 binary BYTES and v2 raw UINT8 pixels agree."""
+    reference = v1(predictor.url, [{"b64": b64(jpegs[2])}], LOW_CONF).json()["predictions"][0]
+    assert reference["num_detections"] > 0
+    pixels = cv2.cvtColor(
+        cv2.imdecode(np.frombuffer(jpegs[2], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+    )
+    answers = {
+        "v2-json-bytes": v2_json(
+            predictor.url,
+            [{"name": "images", "shape": [1], "datatype": "BYTES", "data": [b64(jpegs[2])]}],
+            LOW_CONF,
+        ),
+        "v2-binary-bytes": v2_binary(
+            predictor.url,
+            {"name": "images", "shape": [1], "datatype": "BYTES"},
+            bytes_tensor([jpegs[2]]),
+            LOW_CONF,
+        ),
+        "v2-binary-uint8": v2_binary(
+            predictor.url,
+            {"name": "pixels", "shape": [1, *pixels.shape], "datatype": "UINT8"},
+            pixels.tobytes(),
+            LOW_CONF,
+        ),
+        "v2-json-uint8": v2_json(
+            predictor.url,
+            [
+                {
+                    "name": "pixels",
+                    "shape": [1, *pixels.shape],
+                    "datatype": "UINT8",
+                    "data": pixels.ravel().tolist(),
+                }
+            ],
+            LOW_CONF,
+        ),
+    }
+    for transport, response in list(answers.items()):
+        (result,) = v2_detections(response)
+        assert boxes_of(result) == boxes_of(reference), transport
+        assert result["image_shape"] == reference["image_shape"]
+
+
+def test_v2_flat_tensors_describe_every_detection(predictor, jpegs):
+    response = v2_binary(
+        predictor.url, {"name": "images", "shape": [3], "datatype": "BYTES"}, bytes_tensor(jpegs[:3])
+    )
+    body = response.json()
+    outputs = {output["name"]: output for output in body["outputs"]}
+    documents = [json.loads(d) for d in outputs["detections"]["data"]]
+    total = sum(d["num_detections"] for d in documents)
+    assert outputs["boxes"]["shape"] == [total, 4]
+    assert outputs["scores"]["shape"] == outputs["class_ids"]["shape"] == [total]
+    assert outputs["image_index"]["data"] == [i for i, d in enumerate(documents) for _ in d["detections"]]
+    assert body["model_version"] == "v1"
+
+
+def test_metadata_lists_inputs_outputs_and_class_names(predictor):
+    body = httpx.get(f"{predictor.url}/v2/models/{MODEL_NAME}").json()
+    assert body["name"] == MODEL_NAME
+    assert {i["name"]: i["datatype"] for i in body["inputs"]} == {"images": "BYTES", "pixels": "UINT8"}
+    assert {o["name"] for o in body["outputs"]} == {
+        "detections",
+        "boxes",
+        "scores",
+        "class_ids",
+        "image_index",
+    }
+    assert (
+        sorted(body["parameters"]["names"].values()) == ["circle", "square", "triangle"]
+        or body["parameters"]["names"]
+    )
+    assert body["parameters"]["task"] == "detect"
+    assert body["parameters"]["backend"].startswith("onnxruntime")
+    assert httpx.get(f"{predictor.url}/v2/models/nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("parameters", "check"),
+    [
+        ({"confidence": 0.999}, lambda dets, ref: len(dets) <= len(ref)),
+        ({"max_det": 1}, lambda dets, ref: len(dets) == min(1, len(ref))),
+        ({"classes": "99"}, lambda dets, ref: dets == []),
+        ({"classes": "0,1,2", "iou": 0.5}, lambda dets, ref: len(dets) >= 1),
+        ({"conf": 0.0005}, lambda dets, ref: len(dets) >= len(ref)),
+    ],
+)
+@pytest.mark.parametrize("protocol", ["v1", "v2"])
+def test_per_request_parameters(predictor, jpegs, parameters, check, protocol):
+    reference = v1(predictor.url, [{"b64": b64(jpegs[3])}], LOW_CONF).json()["predictions"][0]["detections"]
+    parameters = parameters if "conf" in parameters else {**LOW_CONF, **parameters}
+    if protocol == "v1":
+        response = v1(predictor.url, [{"b64": b64(jpegs[3])}], parameters)
+        assert response.status_code == 200, response.text
+        detections = response.json()["predictions"][0]["detections"]
+    else:
+        tensor = {"name": "images", "shape": [1], "datatype": "BYTES", "data": [b64(jpegs[3])]}
+        (result,) = v2_detections(v2_json(predictor.url, [tensor], parameters))
+        detections = result["detections"]
+    assert check(detections, reference)
+
+
+def test_segmentation_returns_rle_masks(segment_predictor, jpegs):
+    response = httpx.post(
+        f"{segment_predictor.url}/v1/models/{MODEL_NAME}:predict",
+        json={"instances": [{"b64": b64(jpegs[0])}], "parameters": {"confidence": 0.001}},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    (prediction,) = response.json()["predictions"]
+    assert prediction["num_detections"] > 0
+    mask = prediction["detections"][0]["mask"]
+    assert mask["size"] == prediction["image_shape"] and isinstance(mask["counts"], str)
+    meta = httpx.get(f"{segment_predictor.url}/v2/models/{MODEL_NAME}").json()
+    assert meta["parameters"]["task"] == "segment"
+
+
+def test_ready_and_metrics_per_stage(predictor, jpegs):
+    assert httpx.get(f"{predictor.url}/v2/health/ready").json()["ready"] is True
+    assert httpx.get(f"{predictor.url}/v2/models/{MODEL_NAME}/ready").status_code == 200
+    v1(predictor.url, [{"b64": b64(jpegs[0])}])
+    metrics = httpx.get(f"{predictor.url}/metrics").text
+    for stage in ("decode", "queue_wait", "preprocess", "inference", "postprocess"):
+        assert (
+            f'nexus_predictor_stage_seconds_count{{model="{MODEL_NAME}",stage="{stage}",version="v1"}}'
+            in metrics
+        )
+    assert "nexus_predictor_batch_size_bucket" in metrics
+    assert 'nexus_predictor_requests_total{model="nexus-detector",outcome="ok",version="v1"}' in metrics
+    assert "uvicorn.access" not in predictor.log_path.read_text()  # per-request access logs are off
