@@ -79,7 +79,6 @@ def run_quickstart(
             seed=config.seed,
             name="quickstart",
             project=workdir / "runs",
-            extra={"exist_ok": True},
         ),
         settings=settings,
     )

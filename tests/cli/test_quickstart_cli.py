@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nexus.cli.main import main
+
+
+@pytest.mark.slow
+def test_quickstart_runs_every_step_and_writes_a_summary(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NEXUS_HOME", str(tmp_path / "home"))
+    workdir = tmp_path / "qs"
+    rc = main(["quickstart", "--workdir", str(workdir), "--images", "24", "--epochs", "1", "--imgsz", "64"])
+    assert rc == 0
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert set(summary["export"]) == {"onnx", "int8"}
+    assert all((workdir / "export" / name).is_file() for name in ("model.onnx", "model-int8.onnx"))
+    assert set(summary["evaluation"]["onnx"]) == {"mAP50", "mAP50-95"}
+    assert summary["train"]["mlflow_run_id"]
+    assert summary["prediction"]["image"].endswith((".jpg", ".png"))
+    assert list(summary["seconds"]) == ["dataset", "train", "export", "evaluate", "predict"]
+    assert (workdir / "eval" / "onnx" / "confusion_matrix.png").is_file()
+    assert '"evaluation"' in capsys.readouterr().out
