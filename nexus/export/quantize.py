@@ -1,7 +1,10 @@
-"""INT8 static quantization (QDQ) of the convolutions, per channel, calibrated on dataset images.
+"""INT8 static quantization (QDQ), per channel, calibrated on dataset images.
 
 Quantizing the whole graph destroys accuracy: the detection head concatenates box pixels and class
-scores under one scale. Only ``Conv`` nodes are quantized, and the head's DFL decode stays in float.
+scores under one scale. The backbone and neck are quantized (convolutions per channel, and their
+SiLU activations, residual adds, concats, pooling and upsampling, so ONNX Runtime runs them as
+integer kernels end to end); in the head only the inner convolutions are, while each branch's last
+convolution and the whole decode (DFL, anchors, sigmoid, concat) stay in float.
 """
 
 from __future__ import annotations
@@ -45,6 +48,16 @@ class _LetterboxCalibrationReader:
 _HEAD_OUTPUT_CONV = re.compile(r"/cv\d\.\d+/cv\d\.\d+\.2/Conv$")
 
 
+QUANTIZED_OP_TYPES = ["Conv", "Mul", "Sigmoid", "Add", "Concat", "MaxPool", "Resize", "Split"]
+_LAYER = re.compile(r"^/model\.(\d+)/")
+
+
+def head_prefix(model: onnx.ModelProto) -> str | None:
+    """``/model.N/`` of the last layer (the Detect/Segment head) in Ultralytics' node naming."""
+    layers = [int(m.group(1)) for n in model.graph.node if (m := _LAYER.match(n.name))]
+    return f"/model.{max(layers)}/" if layers else None
+
+
 def float_only_nodes(model: onnx.ModelProto) -> list[str]:
     """Names of nodes kept in float: the head's last convolution of each branch (box distribution,
     class logits, mask coefficients), whose outputs feed the decode, and the DFL box decode itself.
@@ -57,6 +70,20 @@ def float_only_nodes(model: onnx.ModelProto) -> list[str]:
         for node in model.graph.node
         if "/dfl/" in node.name.lower() or (node.op_type == "Conv" and _HEAD_OUTPUT_CONV.search(node.name))
     ]
+
+
+def nodes_to_keep_float(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
+    """``(op types to quantize, node names to exclude)`` for ``model``.
+
+    With Ultralytics' node names the body is quantized fully and the head's decode is excluded;
+    for graphs named otherwise only convolutions are quantized (safe everywhere).
+    """
+    prefix = head_prefix(model)
+    if prefix is None:
+        return ["Conv"], float_only_nodes(model)
+    kept = set(float_only_nodes(model))
+    head = {n.name for n in model.graph.node if n.name.startswith(prefix) and n.op_type != "Conv"}
+    return QUANTIZED_OP_TYPES, sorted(kept | head)
 
 
 def quantize_onnx_int8(
@@ -92,16 +119,17 @@ def quantize_onnx_int8(
         input_name = model.graph.input[0].name
         reader = _LetterboxCalibrationReader([Path(p) for p in calibration_images], input_name, size)
         quantized = Path(scratch) / "int8.onnx"
+        op_types, excluded = nodes_to_keep_float(model)
         quantize_static(
             str(prepared),
             str(quantized),
             reader,
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["Conv"],
+            op_types_to_quantize=op_types,
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=float_only_nodes(model),
+            nodes_to_exclude=excluded,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )

@@ -11,7 +11,7 @@ import pytest
 from nexus.errors import ExportError, ModelLoadError
 from nexus.export import ExportConfig, export_model
 from nexus.export.onnx_export import read_onnx_metadata
-from nexus.export.quantize import float_only_nodes
+from nexus.export.quantize import float_only_nodes, head_prefix
 from nexus.export.tensorrt_engine import (
     EngineStamp,
     check_engine_stamp,
@@ -72,7 +72,7 @@ def test_reduced_precision_models_stay_close_to_fp32(exported, val_images, varia
     assert np.mean(fractions) >= min_match
 
 
-def test_int8_quantizes_convolutions_and_keeps_the_head_outputs_and_decode_float(exported):
+def test_int8_quantizes_the_body_and_keeps_the_head_outputs_and_decode_float(exported):
     graph = onnx.load(str(exported["int8"])).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     quantized = {i for n in graph.node if n.op_type == "QuantizeLinear" for i in n.input}
@@ -85,6 +85,17 @@ def test_int8_quantizes_convolutions_and_keeps_the_head_outputs_and_decode_float
         assert node.output[0] not in quantized, f"{node.name} output is quantized"
     body = [n for n in convs if n.name not in kept_float]
     assert sum(n.input[1] in dequantized for n in body) == len(body), "every other conv is INT8"
+    prefix = head_prefix(graph_model := onnx.load(str(exported["onnx"])))
+    decode = [  # the head's nodes after its conv branches: DFL, anchors, sigmoid, concat
+        n
+        for n in graph_model.graph.node
+        if n.name.startswith(prefix) and not n.name[len(prefix) :].startswith("cv")
+    ]
+    assert decode, "the head's decode nodes should exist"
+    for node in (n for n in graph.node if n.name in {d.name for d in decode}):
+        assert not set(node.output) & quantized, f"decode node {node.name} output is quantized"
+    activations = [n for n in graph.node if n.op_type == "Sigmoid" and not n.name.startswith(prefix)]
+    assert activations and all(n.input[0] in dequantized for n in activations), "body SiLU runs on INT8"
     assert not any(
         n.op_type == "QuantizeLinear" for n in graph.node if set(n.input) & {o.name for o in graph.output}
     )
