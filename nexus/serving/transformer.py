@@ -49,7 +49,7 @@ class _MetadataOnlyBackend:
         self.name = "remote"
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        raise NotImplementedError("the transformer's model runs in the predictor")
+        raise RuntimeError("the transformer never runs the model itself: the predictor service does")
 
 
 class TensorPredictor(kserve.Model):
