@@ -18,12 +18,24 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from nexus.cli import api, data, evaluate, export, predict, quickstart, train
+    from nexus.cli import (
+        api,
+        data,
+        deploy,
+        evaluate,
+        export,
+        pipeline,
+        predict,
+        quickstart,
+        serve,
+        track,
+        train,
+        video,
+    )
 
     app.add_typer(data.app, name="data")
     app.add_typer(evaluate.app, name="eval")
-    from nexus.cli import track, video
-
+    app.add_typer(pipeline.app, name="pipeline")
     app.add_typer(video.app, name="video")
     app.command("track")(track.track_command)
     app.command("train")(train.train_command)
@@ -31,8 +43,6 @@ def _register() -> None:
     app.command("predict")(predict.predict_command)
     app.command("quickstart")(quickstart.quickstart_command)
     app.command("api")(api.api_command)
-    from nexus.cli import deploy, serve
-
     app.command("serve")(serve.serve_command)
     app.add_typer(deploy.app, name="deploy")
 

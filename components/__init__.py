@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines components: thin wrappers that parse inputs, call ``nexus`` and write outputs."""

@@ -1,0 +1,1 @@
+"""Pipeline definitions built from ``components/`` and their compiled IR YAML."""
