@@ -32,6 +32,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=[640, 320])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=20, help="timed batches per configuration")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds; the best is kept")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-map", action="store_true", help="only time, do not evaluate mAP")
     return parser.parse_args()
@@ -92,24 +93,23 @@ def main() -> None:
     ).files
     options = PostprocessOptions()
     rows = []
+    reference = YOLO(str(args.weights))
+    detectors = {name: Detector.from_path(files[name]) for name in ("onnx", "int8")}
     for imgsz in args.sizes:
         for batch in args.batches:
-            reference = YOLO(str(args.weights))
-            t_ultralytics = time_per_image(
-                lambda chunk, m=reference, s=imgsz: m.predict(chunk, imgsz=s, verbose=False),
-                frames,
-                batch,
-                args.repeats,
-            )
-            timings = {"ultralytics": t_ultralytics}
-            for name in ("onnx", "int8"):
-                detector = Detector.from_path(files[name])
-                timings[name] = time_per_image(
-                    lambda chunk, d=detector, s=imgsz: d.predict_arrays(chunk, options, imgsz=s),
-                    frames,
-                    batch,
-                    args.repeats,
-                )
+            runners = {
+                "ultralytics": lambda chunk, s=imgsz: reference.predict(chunk, imgsz=s, verbose=False),
+                **{
+                    name: lambda chunk, d=detector, s=imgsz: d.predict_arrays(chunk, options, imgsz=s)
+                    for name, detector in detectors.items()
+                },
+            }
+            # Several rounds, each path in its own block, best round kept: a shared machine's noise
+            # (and torch's spinning OpenMP threads right after its own calls) only ever slows a block.
+            timings = {name: float("inf") for name in runners}
+            for _ in range(args.rounds):
+                for name, run in runners.items():
+                    timings[name] = min(timings[name], time_per_image(run, frames, batch, args.repeats))
             rows.append((imgsz, batch, timings))
             print(
                 f"imgsz {imgsz:4d} batch {batch}: ultralytics {timings['ultralytics']:7.2f} ms/img | "
