@@ -38,3 +38,11 @@ class ValidationFailed(NexusError):
     """A check found errors (e.g. ``nexus data validate``); the report was already printed."""
 
     exit_code = 1
+
+
+class RegistryError(NexusError):
+    """The model registry (MLflow) has no such model, version or alias, or refused a change."""
+
+
+class DeploymentError(NexusError):
+    """A deployment is missing, or its state does not allow the requested change."""

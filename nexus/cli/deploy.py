@@ -103,3 +103,38 @@ def manifests_command(
         raise NexusError(str(error)) from error
     for path in write_manifests(settings, out):
         typer.echo(str(path))
+
+
+DeploymentArgument = Annotated[str, typer.Argument(help="Local deployment name.")]
+
+
+@app.command("up")
+def up_command(
+    deployment: DeploymentArgument = "nexus-detector",
+    port: Annotated[int | None, typer.Option("--port", help="Port (a free one by default).")] = None,
+) -> None:
+    """Serve a local deployment (champion, plus its canary) in the background; prints the endpoint."""
+    from nexus.serving.deployment import LocalDeployment, start_server
+    from nexus.settings import NexusSettings
+
+    record = start_server(LocalDeployment.load(NexusSettings.from_env(), deployment), port=port)
+    typer.echo(json.dumps(record.to_dict(), indent=2))
+
+
+@app.command("down")
+def down_command(deployment: DeploymentArgument = "nexus-detector") -> None:
+    """Stop a local deployment's server."""
+    from nexus.serving.deployment import LocalDeployment, stop_server
+    from nexus.settings import NexusSettings
+
+    stopped = stop_server(LocalDeployment.load(NexusSettings.from_env(), deployment))
+    typer.echo(f"{deployment}: {'stopped' if stopped else 'was not running'}")
+
+
+@app.command("show")
+def show_command(deployment: DeploymentArgument = "nexus-detector") -> None:
+    """A local deployment's versions, traffic split, endpoint and history."""
+    from nexus.serving.deployment import LocalDeployment
+    from nexus.settings import NexusSettings
+
+    typer.echo(json.dumps(LocalDeployment.load(NexusSettings.from_env(), deployment).to_dict(), indent=2))

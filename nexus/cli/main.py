@@ -27,6 +27,7 @@ def _register() -> None:
         pipeline,
         predict,
         quickstart,
+        registry,
         serve,
         track,
         train,
@@ -45,6 +46,7 @@ def _register() -> None:
     app.command("api")(api.api_command)
     app.command("serve")(serve.serve_command)
     app.add_typer(deploy.app, name="deploy")
+    app.add_typer(registry.app, name="registry")
 
 
 def main(argv: list[str] | None = None) -> int:

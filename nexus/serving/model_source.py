@@ -25,6 +25,13 @@ def _pick_model_file(folder: Path, uri: str, device: str = "cpu") -> Path:
     raise ModelLoadError(f"no model file ({', '.join(MODEL_SUFFIXES)}) found in {uri}", path=folder)
 
 
+def _mlflow_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when set (KServe's convention), else the platform's registry."""
+    from nexus.settings import NexusSettings
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or str(NexusSettings.from_env().mlflow_tracking_uri)
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a served model comes from.
@@ -89,11 +96,35 @@ class ModelSource:
             raise ModelLoadError("MLflow model URIs need the 'train' extra (mlflow)") from error
         target = cache / "mlflow" / self.uri.replace(":/", "_").replace("/", "_").replace("@", "_")
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=self.uri, dst_path=str(target))
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=self._mlflow_artifact_uri(),
+                dst_path=str(target),
+                tracking_uri=_mlflow_tracking_uri(),
+            )
         except Exception as error:  # mlflow raises many types (MlflowException, OSError)
             raise ModelLoadError(f"cannot fetch {self.uri} from MLflow: {str(error)[:200]}") from error
         local_path = Path(local)
         return local_path if local_path.is_file() else _pick_model_file(local_path, self.uri, device)
+
+    def _mlflow_artifact_uri(self) -> str:
+        """``models:/name/3`` and ``models:/name@alias`` → the version's artifact URI, looked up in the
+        platform's registry (MLflow alone would look in its default store)."""
+        if not self.uri.startswith("models:/"):
+            return self.uri
+        from mlflow.tracking import MlflowClient
+
+        reference = self.uri.removeprefix("models:/").strip("/")
+        uri = _mlflow_tracking_uri()
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            return str(client.get_model_version_by_alias(name, alias).source)
+        name, _, version = reference.partition("/")
+        if not version:
+            raise ModelLoadError(
+                f"{self.uri!r} names no version: use models:/NAME/VERSION or models:/NAME@ALIAS"
+            )
+        return str(client.get_model_version_download_uri(name, version))
 
     def _resolve_s3(self, cache: Path, device: str) -> Path:
         """Download ``s3://bucket/key`` (a file, or every object under a prefix) with the minio client.

@@ -1,0 +1,86 @@
+"""Apply a registered version to a KServe cluster as an InferenceService (canary by ``canaryTrafficPercent``).
+
+Example:
+    >>> cluster = kserve_settings_for(settings, "nexus-detector", "3", "nexus-detector", 10)  # doctest: +SKIP
+    >>> deploy_to_kserve(cluster)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nexus.errors import DeploymentError
+from nexus.registry import ModelRegistry
+from nexus.serving.manifests import DeploymentSettings, inference_service_manifest
+from nexus.settings import NexusSettings
+
+REMOTE_SCHEMES = ("s3://", "gs://", "pvc://", "https://")
+
+
+def kserve_settings_for(
+    settings: NexusSettings,
+    registered_model: str,
+    version: str,
+    deployment: str,
+    canary_percent: float,
+    namespace: str = "default",
+) -> DeploymentSettings | None:
+    """Cluster settings for serving ``version``; ``None`` when its artifacts are not on remote storage.
+
+    A cluster can only pull models from remote storage (S3/MinIO): with the embedded MLflow store the
+    artifacts are local files and there is nothing a cluster could load.
+    """
+    source = ModelRegistry(settings, registered_model).require(version).source
+    if not source.startswith(REMOTE_SCHEMES):
+        return None
+    try:
+        return DeploymentSettings(
+            name=deployment, storage_uri=source, namespace=namespace, canary_percent=round(canary_percent)
+        )
+    except ValueError as error:
+        raise DeploymentError(str(error)) from error
+
+
+def deploy_to_kserve(cluster: DeploymentSettings | None) -> dict[str, Any]:
+    """Create or patch the InferenceService in the cluster of the current kubeconfig.
+
+    Raises:
+        DeploymentError: the model is not on remote storage, or no cluster is configured or reachable.
+    """
+    if cluster is None:
+        raise DeploymentError(
+            "the registered model's artifacts are local files; a KServe cluster needs them on S3/MinIO: "
+            "point the MLflow artifact store at s3:// (mlflow server --default-artifact-root s3://...)"
+        )
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        config.load_kube_config()
+    except (ConfigException, OSError) as kube_error:
+        try:
+            config.load_incluster_config()
+        except ConfigException:
+            raise DeploymentError(
+                f"no Kubernetes cluster configured (kubeconfig: {kube_error}); "
+                "use target 'local' or set KUBECONFIG"
+            ) from kube_error
+    manifest = inference_service_manifest(cluster)
+    api = client.CustomObjectsApi()
+    group, version = manifest["apiVersion"].split("/")
+    try:
+        try:
+            return api.patch_namespaced_custom_object(
+                group, version, cluster.namespace, "inferenceservices", cluster.name, manifest
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            return api.create_namespaced_custom_object(
+                group, version, cluster.namespace, "inferenceservices", manifest
+            )
+    except ApiException as error:
+        raise DeploymentError(
+            f"the cluster refused the InferenceService: {error.status} {error.reason}"
+        ) from error

@@ -1,0 +1,122 @@
+"""Deploy a registered version as a canary, promote it, or roll it back — registry and server together.
+
+The MLflow aliases (``champion``/``challenger``), the local deployment record and, when it runs, the
+local server always move together. The first version deployed becomes the champion directly (there
+is nothing to compare it with); later ones start as a challenger at ``canary_percent``.
+
+Example:
+    >>> deploy_version(settings, "nexus-detector", version="2", canary_percent=10)  # doctest: +SKIP
+    >>> promote_deployment(settings, "nexus-detector")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from nexus.errors import DeploymentError
+from nexus.registry import CHALLENGER, ModelRegistry
+from nexus.serving.deployment import LocalDeployment, start_server
+from nexus.settings import NexusSettings
+
+
+def _live(record: LocalDeployment, path: str) -> bool:
+    """Tell a running canary router about the change; ``False`` when it cannot (then restart)."""
+    if not record.is_running() or record.url is None:
+        return False
+    try:
+        return httpx.post(f"{record.url}{path}", timeout=10.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def deploy_version(
+    settings: NexusSettings,
+    deployment: str,
+    version: str,
+    canary_percent: float = 10.0,
+    registered_model: str = "nexus-detector",
+) -> LocalDeployment:
+    """Serve registered ``version``: as champion if nothing is deployed yet, else as a canary.
+
+    Deploying what is already deployed changes nothing. A running server is restarted with the new
+    versions.
+
+    Raises:
+        DeploymentError: the percent is out of range.
+        RegistryError: the version does not exist.
+    """
+    if not 0 < canary_percent <= 100:
+        raise DeploymentError(f"canary percent must be within (0, 100], got {canary_percent}")
+    registry = ModelRegistry(settings, registered_model)
+    registry.require(version)
+    record = LocalDeployment.load(settings, deployment, registered_model)
+    if record.champion == version or (
+        record.challenger == version and record.canary_percent == float(canary_percent)
+    ):
+        return record  # a re-run of the same deployment (e.g. a pipeline re-run) changes nothing
+    if record.champion is None or canary_percent >= 100:
+        registry.set_alias(CHALLENGER, version)
+        registry.promote()
+        record.champion, record.challenger, record.canary_percent = version, None, 0.0
+        record.record("deploy", version=version, role="champion")
+    else:
+        registry.set_alias(CHALLENGER, version)
+        record.challenger, record.canary_percent = version, float(canary_percent)
+        record.record("deploy", version=version, role="challenger", percent=canary_percent)
+    record.save()
+    if record.is_running():
+        start_server(record)
+    return record
+
+
+def promote_deployment(settings: NexusSettings, deployment: str) -> LocalDeployment:
+    """Make the canary's challenger the champion (registry alias, record, live router).
+
+    Raises:
+        DeploymentError: no challenger is deployed.
+    """
+    record = LocalDeployment.load(settings, deployment)
+    if record.challenger is None:
+        raise DeploymentError(f"deployment {deployment!r} has no challenger to promote")
+    registry = ModelRegistry(settings, record.registered_model)
+    registry.set_alias(CHALLENGER, record.challenger)
+    registry.promote()
+    previous = record.champion
+    record.champion, record.challenger, record.canary_percent = record.challenger, None, 0.0
+    record.record("promote", version=record.champion, previous=previous)
+    record.save()
+    if record.is_running() and not _live(record, "/admin/promote"):
+        start_server(record)
+    return record
+
+
+def rollback_deployment(settings: NexusSettings, deployment: str) -> LocalDeployment:
+    """Drop the challenger during a canary; otherwise restore the previous champion.
+
+    Raises:
+        DeploymentError: nothing is deployed.
+        RegistryError: there is no previous champion to restore.
+    """
+    record = LocalDeployment.load(settings, deployment)
+    if record.champion is None:
+        raise DeploymentError(f"deployment {deployment!r} has nothing deployed to roll back")
+    registry = ModelRegistry(settings, record.registered_model)
+    if record.challenger is not None:
+        if registry.get(CHALLENGER) is None:
+            registry.set_alias(CHALLENGER, record.challenger)
+        registry.rollback()
+        dropped = record.challenger
+        record.challenger, record.canary_percent = None, 0.0
+        record.record("rollback", dropped=dropped, version=record.champion)
+        record.save()
+        if record.is_running() and not _live(record, "/admin/rollback"):
+            start_server(record)
+        return record
+    restored = registry.rollback()
+    dropped = record.champion
+    record.champion = restored.version
+    record.record("rollback", dropped=dropped, version=restored.version)
+    record.save()
+    if record.is_running():
+        start_server(record)
+    return record

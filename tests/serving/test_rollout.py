@@ -1,0 +1,131 @@
+"""Local deployments: deploy as champion or canary, promote, roll back, serve in the background."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from serving_client import b64
+
+from nexus.cli.main import main
+from nexus.errors import DeploymentError, RegistryError
+from nexus.registry import CHALLENGER, CHAMPION, Lineage, ModelRegistry
+from nexus.serving.deployment import LocalDeployment, stop_server
+from nexus.serving.rollout import deploy_version, promote_deployment, rollback_deployment
+from nexus.settings import NexusSettings
+
+NAME = "detector"
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> NexusSettings:
+    monkeypatch.setenv("NEXUS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NEXUS_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return NexusSettings.from_env()
+
+
+def register(settings: NexusSettings, root: Path, content: bytes | Path) -> str:
+    folder = root / f"export-{len(list(root.glob('export-*')))}"
+    folder.mkdir(parents=True)
+    if isinstance(content, Path):
+        shutil.copyfile(content, folder / "model.onnx")
+        (folder / "salt.txt").write_text(folder.name)  # a different version of the same weights
+    else:
+        (folder / "model.onnx").write_bytes(content)
+    return ModelRegistry(settings, NAME).register(folder, Lineage()).version
+
+
+def test_first_deploy_is_champion_then_canary_promote_and_rollback(settings, tmp_path):
+    v1 = register(settings, tmp_path, b"one")
+    record = deploy_version(settings, NAME, v1, 10, registered_model=NAME)
+    assert (record.champion, record.challenger) == (v1, None)
+    assert ModelRegistry(settings, NAME).require(CHAMPION).version == v1
+
+    v2 = register(settings, tmp_path, b"two")
+    record = deploy_version(settings, NAME, v2, 25, registered_model=NAME)
+    assert (record.champion, record.challenger, record.canary_percent) == (v1, v2, 25.0)
+    assert deploy_version(settings, NAME, v2, 25, registered_model=NAME).history == record.history  # re-run
+
+    record = promote_deployment(settings, NAME)
+    assert (record.champion, record.challenger) == (v2, None)
+    registry = ModelRegistry(settings, NAME)
+    assert registry.require(CHAMPION).version == v2 and registry.get(CHALLENGER) is None
+
+    record = rollback_deployment(settings, NAME)  # after a promotion: the previous champion returns
+    assert record.champion == v1 and registry.require(CHAMPION).version == v1
+    actions = [entry["action"] for entry in LocalDeployment.load(settings, NAME).history]
+    assert actions == ["deploy", "deploy", "promote", "rollback"]
+
+
+def test_rollback_during_canary_keeps_the_champion(settings, tmp_path):
+    v1 = register(settings, tmp_path, b"a")
+    deploy_version(settings, NAME, v1, registered_model=NAME)
+    v2 = register(settings, tmp_path, b"b")
+    deploy_version(settings, NAME, v2, registered_model=NAME)
+    record = rollback_deployment(settings, NAME)
+    assert (record.champion, record.challenger) == (v1, None)
+    assert ModelRegistry(settings, NAME).require(v2).tags["nexus.status"] == "rolled-back"
+
+
+@pytest.mark.parametrize(
+    ("action", "error", "message"),
+    [
+        (lambda s: promote_deployment(s, NAME), DeploymentError, "no challenger to promote"),
+        (lambda s: rollback_deployment(s, NAME), DeploymentError, "nothing deployed"),
+        (lambda s: deploy_version(s, NAME, "1", 0, registered_model=NAME), DeploymentError, "canary percent"),
+        (lambda s: deploy_version(s, NAME, "9", 10, registered_model=NAME), RegistryError, "no version"),
+        (lambda s: LocalDeployment(name="bad name!"), DeploymentError, "letters, digits"),
+    ],
+)
+def test_bad_requests_leave_the_record_unchanged(settings, action, error, message):
+    with pytest.raises(error, match=message):
+        action(settings)
+    assert not LocalDeployment.path_for(settings, NAME).exists()
+
+
+def test_served_canary_labels_versions_and_follows_promotion(settings, tmp_path, detect_onnx, jpegs, capsys):
+    v1 = register(settings, tmp_path, detect_onnx)
+    deploy_version(settings, NAME, v1, registered_model=NAME)
+    v2 = register(settings, tmp_path, detect_onnx)
+    deploy_version(settings, NAME, v2, 50, registered_model=NAME)
+    assert main(["deploy", "up", NAME]) == 0
+    record = LocalDeployment.load(settings, NAME)
+    try:
+        assert json.loads(capsys.readouterr().out)["running"] is True
+        seen = set()
+        for user in range(12):
+            response = httpx.post(
+                f"{record.url}/v1/models/{NAME}:predict",
+                json={"instances": [{"b64": b64(jpegs[0])}]},
+                headers={"X-User-Id": f"user-{user}"},
+                timeout=30,
+            )
+            assert response.status_code == 200
+            seen.add(response.headers["X-Model-Version"])
+        assert seen == {f"v{v1}", f"v{v2}"}
+        assert main(["registry", "promote", "--deployment", NAME]) == 0
+        for user in range(4):
+            response = httpx.post(
+                f"{record.url}/v1/models/{NAME}:predict",
+                json={"instances": [{"b64": b64(jpegs[0])}]},
+                headers={"X-User-Id": f"user-{user}"},
+                timeout=30,
+            )
+            assert response.headers["X-Model-Version"] == f"v{v2}"
+    finally:
+        assert stop_server(LocalDeployment.load(settings, NAME)) is True
+    assert not LocalDeployment.load(settings, NAME).is_running()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{record.url}/v2/health/ready", timeout=2)
+
+
+def test_cli_show_and_errors(settings, capsys):
+    assert main(["deploy", "show", NAME]) == 0
+    assert json.loads(capsys.readouterr().out)["champion"] is None
+    assert main(["deploy", "up", NAME]) == 2
+    assert "has no champion yet" in capsys.readouterr().err
+    assert main(["registry", "rollback", "--deployment", NAME]) == 2
