@@ -16,6 +16,7 @@ def evaluate(
     from pathlib import Path
 
     from nexus.evaluation.model_eval import evaluate_model
+    from nexus.pipelines import save_metrics
 
     plots = Path(tempfile.mkdtemp(prefix="nexus-eval-"))
     result = evaluate_model(Path(onnx_model.path) / "model.onnx", Path(dataset.path), plots_dir=plots)
@@ -34,4 +35,5 @@ def evaluate(
         f"<table><tr><th>class</th><th>instances</th><th>AP50</th><th>AP50-95</th></tr>{rows}</table>"
         f"{images}</body></html>"
     )
+    save_metrics(metrics)
     return float(result.map50)

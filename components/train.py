@@ -17,12 +17,27 @@ def train(
     batch: int = 16,
     device: str = "cpu",
     seed: int = 0,
+    hyperparameters: str = "{}",
 ) -> str:
-    """Train and return the MLflow run id; ``model`` holds ``best.pt``."""
+    """Train and return the MLflow run id; ``model`` holds ``best.pt``.
+
+    ``hyperparameters`` is a JSON object of extra Ultralytics train arguments (e.g. the output of
+    ``tune``: ``{"lr0": 0.004, "momentum": 0.9}``), merged into the training configuration.
+    """
+    import json
     import shutil
     from pathlib import Path
 
+    from nexus.errors import NexusError
+    from nexus.pipelines import save_metrics
     from nexus.training import TrainConfig, train_model
+
+    try:
+        extra = json.loads(hyperparameters or "{}")
+    except json.JSONDecodeError as error:
+        raise NexusError(f"hyperparameters is not JSON ({error.msg}); pass an object such as {{}}") from error
+    if not isinstance(extra, dict):
+        raise NexusError(f'hyperparameters={hyperparameters!r} must be a JSON object such as {{"lr0": 0.01}}')
 
     result = train_model(
         TrainConfig(
@@ -34,6 +49,7 @@ def train(
             device=device,
             seed=seed,
             name="pipeline",
+            extra=extra,
         ),
         progress=False,
     )
@@ -42,4 +58,5 @@ def train(
     model.metadata.update({"mlflow_run_id": result.mlflow_run_id or "", "task": result.task})
     for name in ("mAP50", "mAP50-95"):
         metrics.log_metric(name, float(result.metrics.get(name, 0.0)))
+    save_metrics(metrics)
     return result.mlflow_run_id or ""

@@ -22,6 +22,7 @@ def _register() -> None:
         api,
         data,
         deploy,
+        drift,
         evaluate,
         export,
         pipeline,
@@ -31,6 +32,7 @@ def _register() -> None:
         serve,
         track,
         train,
+        tune,
         video,
     )
 
@@ -40,7 +42,9 @@ def _register() -> None:
     app.add_typer(video.app, name="video")
     app.command("track")(track.track_command)
     app.command("train")(train.train_command)
+    app.command("tune")(tune.tune_command)
     app.command("export")(export.export_command)
+    app.command("drift")(drift.drift_command)
     app.command("predict")(predict.predict_command)
     app.command("quickstart")(quickstart.quickstart_command)
     app.command("api")(api.api_command)

@@ -130,7 +130,9 @@ class ModelRegistry:
     def versions(self) -> list[ModelVersionInfo]:
         """All versions, newest first (an empty list when the model was never registered)."""
         found = self.client.search_model_versions(f"name='{self.name}'")
-        return sorted((self._info(v) for v in found), key=lambda v: int(v.version), reverse=True)
+        # search results carry no aliases: read each version once more
+        full = (self.client.get_model_version(self.name, v.version) for v in found)
+        return sorted((self._info(v) for v in full), key=lambda v: int(v.version), reverse=True)
 
     def get(self, alias_or_version: str) -> ModelVersionInfo | None:
         """The version behind an alias (``champion``) or a version number; ``None`` if there is none."""
@@ -182,7 +184,8 @@ class ModelRegistry:
 
         The files go into the training run (``lineage.training_run_id``) when it exists, else into a new
         ``register`` run. The version is tagged with the lineage and the content hash; registering the
-        same content again returns the existing version (and moves ``alias`` to it). An
+        same content again returns the existing version (and moves ``alias`` to it unless it is
+        already the champion). An
         ``evaluation_report`` file is stored beside it in the run and linked from the version's lineage.
 
         Raises:
@@ -199,7 +202,7 @@ class ModelRegistry:
             if existing.tags.get(STATUS_TAG) == "incomplete":
                 self.client.delete_model_version(self.name, existing.version)
             else:
-                if alias and alias not in existing.aliases:
+                if alias and alias not in existing.aliases and CHAMPION not in existing.aliases:
                     self.client.set_registered_model_alias(self.name, alias, existing.version)
                 return self.require(existing.version)
         try:

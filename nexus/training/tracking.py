@@ -104,9 +104,18 @@ class MlflowTracker:
 
     @classmethod
     def start(
-        cls, settings: NexusSettings, *, run_name: str, resume_run_id: str | None = None
+        cls,
+        settings: NexusSettings,
+        *,
+        run_name: str,
+        resume_run_id: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> MlflowTracker:
         """Create a run in ``settings.mlflow_experiment``, or reopen ``resume_run_id``.
+
+        ``parent_run_id`` makes the new run a nested child of that run (tag ``mlflow.parentRunId``);
+        ``tags`` are added to (or override) the default ``mlflow.source.name`` / ``nexus.kind`` tags.
 
         Example:
             >>> MlflowTracker.start(NexusSettings(), run_name="train").run_id  # doctest: +SKIP
@@ -135,11 +144,10 @@ class MlflowTracker:
                 tracker._client = client
                 return tracker
         experiment_id = cls._experiment_id(client, settings, local=store_dir is not None)
-        run = client.create_run(
-            experiment_id,
-            run_name=run_name,
-            tags={"mlflow.source.name": "nexus train", "nexus.kind": "training"},
-        )
+        run_tags = {"mlflow.source.name": "nexus train", "nexus.kind": "training", **(tags or {})}
+        if parent_run_id:
+            run_tags["mlflow.parentRunId"] = parent_run_id
+        run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
         tracker = cls(uri, run.info.run_id)
         tracker._client = client
         return tracker

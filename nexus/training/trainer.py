@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,13 +154,24 @@ def _map_training_error(error: Exception) -> Exception:
 
 
 def train_model(
-    config: TrainConfig, settings: NexusSettings | None = None, progress: bool = True
+    config: TrainConfig,
+    settings: NexusSettings | None = None,
+    progress: bool = True,
+    *,
+    callbacks: Mapping[str, Callable[[Any], None]] | None = None,
+    parent_run_id: str | None = None,
+    run_tags: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train an Ultralytics YOLO detect/segment model offline and track it in one MLflow run.
 
     Runs under ``config.project`` (default ``<home>/runs``) / ``config.name`` (a new run gets a free
     name such as ``train-2``; ``resume=True`` continues ``<project>/<name>/weights/last.pt`` and its
     MLflow run). Several GPUs (``device="0,1"``) train with DDP; the CPU trains in one process.
+
+    ``callbacks`` maps Ultralytics events (e.g. ``on_fit_epoch_end``) to extra callbacks; they run
+    before the MLflow logging of the same event, so one that sets ``trainer.stop`` ends the training
+    after that epoch as an early stop would. ``parent_run_id`` nests the new MLflow run under that
+    run; ``run_tags`` are added to it.
 
     Example:
         >>> config = TrainConfig(data=Path("data/shapes"), epochs=2)  # doctest: +SKIP
@@ -192,7 +204,13 @@ def train_model(
     task = _resolve_task(config, yolo.task, spec, config.model)
     digest, images = dataset_fingerprint(spec)
 
-    tracker = MlflowTracker.start(settings, run_name=config.name, resume_run_id=resume_run_id)
+    tracker = MlflowTracker.start(
+        settings,
+        run_name=config.name,
+        resume_run_id=resume_run_id,
+        parent_run_id=parent_run_id,
+        tags=run_tags,
+    )
     tracker.log_params(
         {
             **config.params(),
@@ -205,6 +223,8 @@ def train_model(
             "torch_threads": "" if gpus else cpu_count(),
         }
     )
+    for event, callback in (callbacks or {}).items():
+        yolo.add_callback(event, callback)
     for event, callback in tracker.callbacks().items():
         yolo.add_callback(event, callback)
     try:

@@ -135,3 +135,11 @@ def test_cli_lists_and_shows_versions(registry, tmp_path, capsys):
     assert shown["lineage"]["dataset_dvc_hash"] == "h.dir" and shown["uri"] == "models:/detector/1"
     assert main(["registry", "show", "champion", "--model", "detector"]) == 2
     assert "no version or alias 'champion'" in capsys.readouterr().err
+
+
+def test_versions_list_their_aliases_and_a_champion_keeps_its_role(registry, tmp_path):
+    registry.register(export_folder(tmp_path / "a", b"champ"), Lineage())
+    registry.promote()
+    again = registry.register(export_folder(tmp_path / "b", b"champ"), Lineage())  # a pipeline re-run
+    assert again.aliases == (CHAMPION,)
+    assert [(v.version, v.aliases) for v in registry.versions()] == [("1", (CHAMPION,))]

@@ -1,0 +1,62 @@
+"""``deploy``, ``promote``, ``rollback``: move registered versions through a canary rollout."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Output
+
+from components.image import NEXUS_IMAGE
+
+
+@dsl.component(base_image=NEXUS_IMAGE)
+def deploy(
+    version: str,
+    manifests: Output[Artifact],
+    deployment: str = "nexus-detector",
+    canary_percent: float = 10.0,
+    target: str = "local",
+    registered_model: str = "nexus-detector",
+    namespace: str = "default",
+) -> str:
+    """Serve ``version`` as a canary at ``canary_percent`` (the champion if nothing is deployed).
+
+    ``target="local"`` updates the local deployment (and restarts its server if one runs);
+    ``target="kserve"`` applies an InferenceService with ``canaryTrafficPercent`` to the configured
+    cluster. KServe manifests are written to ``manifests`` when the model is on remote storage.
+    Returns the deployment as JSON.
+    """
+    import json
+    from pathlib import Path
+
+    from nexus.serving.kserve_apply import deploy_to_kserve, kserve_settings_for
+    from nexus.serving.manifests import write_manifests
+    from nexus.serving.rollout import deploy_version
+    from nexus.settings import NexusSettings
+
+    settings = NexusSettings.from_env()
+    cluster = kserve_settings_for(settings, registered_model, version, deployment, canary_percent, namespace)
+    Path(manifests.path).mkdir(parents=True, exist_ok=True)
+    if cluster is not None:
+        write_manifests(cluster, Path(manifests.path))
+    if target == "kserve":
+        return json.dumps(deploy_to_kserve(cluster))
+    if target != "local":
+        raise ValueError(f"target must be 'local' or 'kserve', got {target!r}")
+    record = deploy_version(settings, deployment, version, canary_percent, registered_model)
+    return json.dumps(record.to_dict())
+
+
+@dsl.component(base_image=NEXUS_IMAGE)
+def promote(deployment: str = "nexus-detector") -> str:
+    """Make the canary's challenger the champion; returns the champion version."""
+    from nexus.serving.rollout import promote_deployment
+    from nexus.settings import NexusSettings
+
+    return str(promote_deployment(NexusSettings.from_env(), deployment).champion)
+
+
+@dsl.component(base_image=NEXUS_IMAGE)
+def rollback(deployment: str = "nexus-detector") -> str:
+    """Drop the challenger, or restore the previous champion; returns the champion version."""
+    from nexus.serving.rollout import rollback_deployment
+    from nexus.settings import NexusSettings
+
+    return str(rollback_deployment(NexusSettings.from_env(), deployment).champion)
