@@ -6,7 +6,7 @@ from kfp.dsl import Artifact, Output
 from components.image import NEXUS_IMAGE
 
 
-@dsl.component(base_image=NEXUS_IMAGE)
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
 def deploy(
     version: str,
     manifests: Output[Artifact],
@@ -44,7 +44,7 @@ def deploy(
     return json.dumps(record.to_dict())
 
 
-@dsl.component(base_image=NEXUS_IMAGE)
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
 def promote(deployment: str = "nexus-detector") -> str:
     """Make the canary's challenger the champion; returns the champion version."""
     from nexus.serving.rollout import promote_deployment
@@ -53,7 +53,7 @@ def promote(deployment: str = "nexus-detector") -> str:
     return str(promote_deployment(NexusSettings.from_env(), deployment).champion)
 
 
-@dsl.component(base_image=NEXUS_IMAGE)
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
 def rollback(deployment: str = "nexus-detector") -> str:
     """Drop the challenger, or restore the previous champion; returns the champion version."""
     from nexus.serving.rollout import rollback_deployment

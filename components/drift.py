@@ -6,7 +6,7 @@ from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 from components.image import NEXUS_IMAGE
 
 
-@dsl.component(base_image=NEXUS_IMAGE)
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
 def drift(
     reference: Input[Dataset],
     current_path: str,

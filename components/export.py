@@ -6,7 +6,7 @@ from kfp.dsl import Dataset, Input, Model, Output
 from components.image import NEXUS_IMAGE
 
 
-@dsl.component(base_image=NEXUS_IMAGE)
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
 def export(weights: Input[Model], dataset: Input[Dataset], onnx_model: Output[Model], int8: bool = True):
     """Write ``model.onnx`` (and ``model-int8.onnx``, calibrated on the dataset) into ``onnx_model``."""
     from pathlib import Path

@@ -6,7 +6,7 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 from components.image import NEXUS_IMAGE
 
 
-@dsl.component(base_image=NEXUS_IMAGE)
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
 def gate(
     onnx_model: Input[Model],
     dataset: Input[Dataset],

@@ -7,7 +7,7 @@ from kfp.dsl import HTML, Dataset, Metrics, Output
 from components.image import NEXUS_IMAGE
 
 
-@dsl.component(base_image=NEXUS_IMAGE)
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
 def ingest(
     source: str,
     dataset: Output[Dataset],

@@ -6,7 +6,7 @@ from kfp.dsl import Dataset, Input, Metrics, Output
 from components.image import NEXUS_IMAGE
 
 
-@dsl.component(base_image=NEXUS_IMAGE)
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
 def tune(
     dataset: Input[Dataset],
     metrics: Output[Metrics],
