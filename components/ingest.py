@@ -16,14 +16,17 @@ def ingest(
     synth_images: int = 360,
     synth_imgsz: int = 160,
     seed: int = 0,
+    val_fraction: float = 0.2,
 ):
     """Copy ``source`` into ``dataset``, validate it (errors stop the pipeline) and describe it.
 
     ``source`` is ``synth`` (synthesize a sample), ``dvc`` (the repository's ``data/sample``, tracked by
     ``data.dvc``), a ``.dvc`` file or a DVC-tracked folder (pulled from the DVC cache or remote when
     missing), ``s3://bucket/prefix`` (``S3_ENDPOINT``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``),
-    or a dataset folder. ``dataset.metadata["dvc_hash"]`` is the DVC hash of what was ingested, so
-    later steps can tag models with the data's version.
+    or a dataset folder: the canonical layout (a ``dataset.yaml``) is copied, any other export (COCO
+    JSON, YOLO, CVAT, Label Studio) is imported and, when it has no split, split with ``val_fraction``
+    of its images in ``val`` (seeded). ``dataset.metadata["dvc_hash"]`` is the DVC hash of what was
+    ingested, so later steps can tag models with the data's version.
     """
     import html
     import json
@@ -35,6 +38,7 @@ def ingest(
         SynthConfig,
         YoloDataset,
         dataset_stats,
+        import_dataset,
         synthesize_dataset,
         validate_dataset,
     )
@@ -66,9 +70,12 @@ def ingest(
             folder = tracked.path
         else:
             folder = Path(source)
-        if not folder.is_dir():
+        if not folder.exists():
             raise DatasetError("dataset folder not found", path=source)
-        shutil.copytree(YoloDataset.load(folder).root, target, ignore=derived)
+        if folder.is_dir() and (folder / "dataset.yaml").is_file():
+            shutil.copytree(YoloDataset.load(folder).root, target, ignore=derived)
+        else:
+            import_dataset(folder, target, val_fraction=val_fraction, seed=seed)
     validation = validate_dataset(target)
     if not validation.ok:
         raise DatasetError(

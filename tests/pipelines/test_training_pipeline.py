@@ -236,3 +236,25 @@ def test_retrain_on_drift_trains_only_when_the_data_drifted(home, tmp_path, shif
             .require(CHAMPION)
             .lineage.pipeline_run.startswith("retrain-on-drift-")
         )
+
+
+def test_ingest_imports_and_splits_an_unsplit_coco_export(tmp_path):
+    import shutil
+
+    from kfp import local
+
+    from components.ingest import ingest
+    from nexus.datasets import SynthConfig, YoloDataset, export_coco, synthesize_dataset
+
+    synthesize_dataset(tmp_path / "shapes", SynthConfig(images=20, seed=4, imgsz=64))
+    shapes = YoloDataset.load(tmp_path / "shapes")
+    export = tmp_path / "coco-export"
+    export_coco(shapes, "train", export / "annotations.json")
+    shutil.copytree(shapes.splits["train"], export / "images")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "steps"))
+    task = ingest(source=str(export), val_fraction=0.25, seed=1)
+    ingested = YoloDataset.load(task.outputs["dataset"].path)
+    counts = {split: len(ingested.image_paths(split)) for split in ingested.splits}
+    assert sum(counts.values()) == len(shapes.image_paths("train")) and counts["val"] >= 1
+    assert ingested.names == shapes.names
+    assert task.outputs["dataset"].metadata["dvc_hash"].endswith(".dir")

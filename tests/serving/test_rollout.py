@@ -129,3 +129,18 @@ def test_cli_show_and_errors(settings, capsys):
     assert main(["deploy", "up", NAME]) == 2
     assert "has no champion yet" in capsys.readouterr().err
     assert main(["registry", "rollback", "--deployment", NAME]) == 2
+
+
+def test_kserve_target_needs_remote_storage_and_a_cluster(settings, tmp_path, monkeypatch):
+    from nexus.serving.kserve_apply import deploy_to_kserve, kserve_settings_for
+    from nexus.serving.manifests import DeploymentSettings
+
+    version = register(settings, tmp_path, b"local-files")
+    assert kserve_settings_for(settings, NAME, version, NAME, 10) is None  # file:// artifacts
+    with pytest.raises(DeploymentError, match="needs them on S3/MinIO"):
+        deploy_to_kserve(None)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    cluster = DeploymentSettings(name="detector", storage_uri="s3://models/detector/1", canary_percent=10)
+    with pytest.raises(DeploymentError, match="no Kubernetes cluster configured"):
+        deploy_to_kserve(cluster)
