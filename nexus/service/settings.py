@@ -63,6 +63,12 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
     log_level: str = "INFO"
 
+    pipeline_runs_dir: Path | None = None  # roots of launched local runs; <home>/pipeline-runs by default
+    kfp_host: str | None = None  # submit launched runs to this Kubeflow Pipelines host instead
+    max_running_pipelines: int = Field(default=1, ge=0)  # local runs at once; 0 keeps launched runs queued
+    run_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+    run_cancel_grace_seconds: float = Field(default=5.0, ge=0, le=600)
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> ServiceSettings:
         if self.database_url is None:

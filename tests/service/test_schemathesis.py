@@ -76,7 +76,10 @@ def _seed(app, headers: dict[str, str]) -> None:
 
 def test_openapi_fuzzing_finds_no_server_errors(request, backend, tmp_path) -> None:
     app_settings = make_settings(
-        tmp_path, database_url(request, backend, tmp_path), max_upload_bytes=64 * 1024
+        tmp_path,
+        database_url(request, backend, tmp_path),
+        max_upload_bytes=64 * 1024,
+        max_running_pipelines=0,  # launched runs stay queued: fuzzing never starts a pipeline
     )
     app = create_app(app_settings)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)  # starts the app's lifespan (admin id 1)

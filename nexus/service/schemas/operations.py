@@ -26,14 +26,22 @@ Endpoint = Annotated[str, StringConstraints(max_length=1024, pattern=r"^https?:/
 
 
 class RunCreate(Input):
-    """Launch a pipeline: the run is recorded ``queued`` for the launcher to pick up."""
+    """A pipeline run, recorded ``queued``.
+
+    With ``launch`` the service runs it: ``pipeline`` must be one of the platform's pipelines
+    (``training``, ``retrain-on-drift``) and ``parameters`` its parameters, checked and converted to their
+    declared types up front (422 naming the wrong one). Without it the run is only recorded, for an
+    outside launcher to report on with PATCH.
+    """
 
     pipeline: Name
     parameters: JsonDict = Field(default_factory=dict)
+    launch: bool = False
 
 
 class RunUpdate(Input):
-    """Status changes, metrics and artifact links reported by the launcher."""
+    """Status changes, metrics and artifact links reported by an outside launcher (a run the service
+    launched takes metrics and links only; its status and handle are the service's)."""
 
     status: RunStatus | None = None
     metrics: Annotated[Metrics, Field(max_length=500)] | None = None
