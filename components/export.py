@@ -7,13 +7,25 @@ from components.image import NEXUS_IMAGE
 
 
 @dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
-def export(weights: Input[Model], dataset: Input[Dataset], onnx_model: Output[Model], int8: bool = True):
-    """Write ``model.onnx`` (and ``model-int8.onnx``, calibrated on the dataset) into ``onnx_model``."""
+def export(
+    weights: Input[Model],
+    dataset: Input[Dataset],
+    onnx_model: Output[Model],
+    int8: bool = True,
+    tensorrt: bool = False,
+):
+    """Write ``model.onnx`` (and ``model-int8.onnx``, calibrated on the dataset) into ``onnx_model``.
+
+    ``tensorrt`` also builds ``model.engine`` (a GPU node with TensorRT; elsewhere the step fails with
+    the reason).
+    """
     from pathlib import Path
 
     from nexus.export import ExportConfig, export_model
 
     formats = ("onnx", "int8") if int8 else ("onnx",)
+    if tensorrt:
+        formats += ("engine",)
     files = export_model(
         ExportConfig(
             weights=Path(weights.path) / "best.pt",

@@ -106,6 +106,8 @@ def coerce_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         if key not in inputs:
             raise NexusError(f"pipeline {name!r} has no parameter {key!r}; parameters: {', '.join(inputs)}")
         kind = inputs[key].type
+        if kind == "Boolean" and isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
         ok = {
             "Float": isinstance(value, int | float) and not isinstance(value, bool),
             "Integer": (isinstance(value, int) and not isinstance(value, bool))

@@ -34,6 +34,7 @@ def training_pipeline(
     deployment: str = "nexus-detector",
     canary_percent: float = 10.0,
     deploy_target: str = "local",
+    tensorrt: bool = False,
     seed: int = 0,
 ):
     ingested = ingest(source=source, synth_images=synth_images, synth_imgsz=imgsz, seed=seed)
@@ -46,7 +47,7 @@ def training_pipeline(
         dataset=dataset, architecture=architecture, epochs=epochs, imgsz=imgsz, batch=batch, seed=seed,
         hyperparameters=tuned.outputs["Output"],
     )  # fmt: skip
-    exported = export(weights=trained.outputs["model"], dataset=dataset)
+    exported = export(weights=trained.outputs["model"], dataset=dataset, tensorrt=tensorrt)
     evaluated = evaluate(onnx_model=exported.outputs["onnx_model"], dataset=dataset)
     gated = gate(
         onnx_model=exported.outputs["onnx_model"], dataset=dataset, map50=evaluated.outputs["Output"],

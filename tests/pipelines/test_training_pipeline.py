@@ -258,3 +258,11 @@ def test_ingest_imports_and_splits_an_unsplit_coco_export(tmp_path):
     assert sum(counts.values()) == len(shapes.image_paths("train")) and counts["val"] >= 1
     assert ingested.names == shapes.names
     assert task.outputs["dataset"].metadata["dvc_hash"].endswith(".dir")
+
+
+@pytest.mark.slow
+def test_tensorrt_export_without_tensorrt_stops_with_the_reason(home, tmp_path, capsys):
+    assert run_training(tmp_path / "runs", tensorrt=True) == 2
+    err = capsys.readouterr().err
+    assert "Inner task failed: 'export'" in err and "TensorRT" in err
+    assert registry_versions(home) == []
