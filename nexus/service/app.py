@@ -13,9 +13,12 @@ from sqlalchemy import select
 
 from nexus.service.db import create_engine, session_factory
 from nexus.service.error_handlers import install_error_handlers
+from nexus.service.jobs import ProcessingWorker
+from nexus.service.live import StreamManager
 from nexus.service.metrics import ServiceMetrics
 from nexus.service.middleware import RequestContextMiddleware
 from nexus.service.migrate import migrate
+from nexus.service.processing import DetectorCache
 from nexus.service.ratelimit import RateLimiter
 from nexus.service.routers import (
     api_keys,
@@ -29,6 +32,7 @@ from nexus.service.routers import (
     health,
     models,
     runs,
+    streams,
     tracks,
     users,
     videos,
@@ -50,6 +54,7 @@ ROUTERS = (
     deployments.router,
     experiments.router,
     videos.router,
+    streams.router,
     artifacts.router,
     detections.router,
     tracks.router,
@@ -87,7 +92,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await ensure_admin(
                 app, settings.bootstrap_admin_username, settings.bootstrap_admin_password.get_secret_value()
             )
-        yield
+        detectors = DetectorCache(settings)
+        app.state.streams = StreamManager(settings, detectors)
+        app.state.worker = ProcessingWorker(settings, app.state.sessionmaker, app.state.store, detectors)
+        await app.state.worker.start()
+        try:
+            yield
+        finally:
+            await app.state.streams.stop_all()
+            await app.state.worker.stop()
     finally:
         await app.state.engine.dispose()
 

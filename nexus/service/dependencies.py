@@ -72,13 +72,32 @@ async def authenticate(
 ) -> Principal:
     """Resolve the caller from ``Authorization: Bearer`` or ``X-API-Key``; 401 otherwise; 429 when over
     the per-user rate limit."""
-    settings: ServiceSettings = request.app.state.settings
+    principal = await resolve_principal(
+        request.app.state.settings, session, credentials.credentials if credentials else None, api_key
+    )
+    limiter: RateLimiter | None = request.app.state.limiter
+    if limiter is not None:
+        await limiter.hit_user(principal.user_id)
+    request.state.principal = principal
+    return principal
+
+
+async def resolve_principal(
+    settings: ServiceSettings, session: AsyncSession, token: str | None, api_key: str | None
+) -> Principal:
+    """The caller behind a bearer ``token`` (a JWT, or an API key sent as bearer) or an ``api_key``.
+
+    Shared by HTTP routes and WebSockets (which pass ``?token=`` or the same headers).
+
+    Raises:
+        HTTPException: 401 for missing, invalid or expired credentials or a disabled user.
+    """
     key_row: ApiKey | None = None
-    if credentials is not None and credentials.credentials.startswith(f"{API_KEY_PREFIX}_") and not api_key:
-        api_key, credentials = credentials.credentials, None  # scrapers can only send a bearer token
-    if credentials is not None and credentials.credentials:
+    if token and token.startswith(f"{API_KEY_PREFIX}_") and not api_key:
+        api_key, token = token, None  # scrapers can only send a bearer token
+    if token:
         try:
-            claims = decode_token(settings, credentials.credentials, "access")
+            claims = decode_token(settings, token, "access")
         except InvalidToken as error:
             raise _unauthorized("invalid or expired token") from error
         user = await session.get(User, claims.user_id)
@@ -100,18 +119,13 @@ async def authenticate(
         raise _unauthorized("not authenticated")
     if user is None or not user.is_active:
         raise _unauthorized("user is unknown or disabled")
-    limiter: RateLimiter | None = request.app.state.limiter
-    if limiter is not None:
-        await limiter.hit_user(user.id)
-    principal = Principal(
+    return Principal(
         user_id=user.id,
         username=user.username,
         role=Role(user.role),
         scopes=frozenset(key_row.scopes) if key_row is not None else None,
         api_key_id=key_row.id if key_row is not None else None,
     )
-    request.state.principal = principal
-    return principal
 
 
 class Require:

@@ -17,7 +17,17 @@ class Role(StrEnum):
     viewer = "viewer"
 
 
-CATALOG = ("datasets", "models", "runs", "deployments", "experiments", "videos", "detections", "artifacts")
+CATALOG = (
+    "datasets",
+    "models",
+    "runs",
+    "deployments",
+    "experiments",
+    "videos",
+    "detections",
+    "artifacts",
+    "streams",
+)
 READ_ALL = frozenset(f"{resource}:read" for resource in CATALOG)
 WRITE_ALL = frozenset(f"{resource}:write" for resource in CATALOG)
 SELF_SERVICE = frozenset({"api_keys:read", "api_keys:write"})

@@ -19,6 +19,13 @@ class ServiceSettings(BaseSettings):
 
     Defaults run everything embedded: a SQLite file, objects in a local folder, in-memory rate limits.
 
+    Video processing: ``detector_model`` (a path, ``models:/name@alias`` or ``s3://`` URI) is the default
+    model; ``process_on_upload`` queues a job for every upload when a default model is set;
+    ``processing_workers`` jobs run at once in this process (0: none, another process runs them), which
+    also polls the database every ``processing_poll_seconds`` for jobs queued elsewhere. A request may
+    name its own model only as a URI or a file under ``local_model_dirs``, and a file read as a live
+    stream only under ``stream_file_dirs`` (both default to folders under ``home``).
+
     Example:
         >>> s = ServiceSettings(database_url="sqlite+aiosqlite:///:memory:")
         >>> s.env, s.storage_backend
@@ -58,6 +65,15 @@ class ServiceSettings(BaseSettings):
     s3_region: str | None = None
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
 
+    detector_model: str | None = None
+    detector_device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")
+    process_on_upload: bool = True
+    processing_workers: int = Field(default=1, ge=0, le=64)
+    processing_poll_seconds: float = Field(default=5.0, gt=0)
+    local_model_dirs: list[Path] | None = None
+    stream_file_dirs: list[Path] | None = None
+    max_streams: int = Field(default=4, ge=0, le=256)
+
     cors_origins: list[str] = Field(default_factory=list)
     gzip_minimum_size: int = 1024
     log_json: bool = True
@@ -75,6 +91,10 @@ class ServiceSettings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.home / 'nexus.db'}"
         if self.storage_dir is None:
             self.storage_dir = self.home / "objects"
+        if self.local_model_dirs is None:
+            self.local_model_dirs = [self.home / "models"]
+        if self.stream_file_dirs is None:
+            self.stream_file_dirs = [self.home / "media"]
         return self
 
     @property

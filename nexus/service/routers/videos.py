@@ -1,4 +1,4 @@
-"""``/videos``: streamed uploads to object storage, metadata, processing status, download."""
+"""``/videos``: streamed uploads to object storage, metadata, processing jobs and status, download."""
 
 from typing import Annotated, Literal
 
@@ -6,12 +6,17 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
+from nexus.errors import NexusError
 from nexus.service.audit import record, snapshot
 from nexus.service.crud import get_or_404, paginate, update_row
 from nexus.service.dependencies import Session, Settings, Store, requires
+from nexus.service.jobs import new_job, queue_video
 from nexus.service.media_types import ALLOWED
+from nexus.service.processing import check_model
 from nexus.service.schemas.common import ERROR_RESPONSES, ErrorBody, FilterText, IdPath, Limit, Offset, Page
 from nexus.service.schemas.media import VideoOut, VideoStatus, VideoUpdate
+from nexus.service.schemas.processing import ProcessRequest
+from nexus.service.settings import ServiceSettings
 from nexus.service.tables import Video
 from nexus.service.uploads import stored_upload
 
@@ -29,7 +34,24 @@ UPLOAD_DOC = {
 UPLOAD_ERRORS = {
     413: {"model": ErrorBody, "description": "Upload too large"},
     415: {"model": ErrorBody, "description": "Not an accepted video type"},
+    422: {"model": ErrorBody, "description": "Bad parameters, or process=true without a default model"},
 }
+ProcessFlag = Annotated[
+    bool | None,
+    Query(
+        description="Queue a processing job with default options right after the upload. Default: "
+        "yes when the service has a default model (NEXUS_API_DETECTOR_MODEL) and "
+        "NEXUS_API_PROCESS_ON_UPLOAD is on."
+    ),
+]
+
+
+def _model(settings: ServiceSettings, requested: str | None) -> str:
+    """The model a job will use, or 422 naming why there is none."""
+    try:
+        return check_model(settings, requested)
+    except NexusError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
 
 
 @router.post(
@@ -46,12 +68,17 @@ async def upload_video(
     settings: Settings,
     store: Store,
     caller: requires("videos:write"),
+    process: ProcessFlag = None,
 ) -> Video:
     """Upload a video as the request body; it is streamed to storage, then recorded.
 
     The body is checked chunk by chunk: past ``NEXUS_API_MAX_UPLOAD_BYTES`` the answer is 413, content
-    that is not a video is 415; either way no object and no row are left behind.
+    that is not a video is 415; either way no object and no row are left behind. With processing on
+    (see ``process``) the video comes back ``queued``; watch ``GET /videos/{id}``.
     """
+    if process is None:
+        process = settings.process_on_upload and bool(settings.detector_model)
+    model = _model(settings, None) if process else None
     async with stored_upload(request, store, settings, "video", "videos") as (spooled, key):
         video = Video(
             name=name,
@@ -59,13 +86,59 @@ async def upload_video(
             content_type=spooled.content_type,
             size_bytes=spooled.size,
             sha256=spooled.sha256,
-            status="uploaded",
+            status="queued" if model else "uploaded",
+            message="queued" if model else "",
+            extra={"processing": new_job(ProcessRequest(), model)} if model else {},
             created_by=caller.user_id,
         )
         session.add(video)
         await session.flush()
         record(session, caller, "create", "video", video.id, None, snapshot(video))
         await session.commit()
+    if model:
+        request.app.state.worker.notify()
+    return video
+
+
+@router.post(
+    "/{video_id}/process",
+    response_model=VideoOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={422: {"model": ErrorBody, "description": "Bad options, or no such model"}},
+)
+async def process_video(
+    video_id: IdPath,
+    request: Request,
+    session: Session,
+    settings: Settings,
+    caller: requires("videos:write"),
+    body: ProcessRequest | None = None,
+) -> Video:
+    """Queue a processing job: decode, sample, detect, track, store detections (with track ids).
+
+    Answers at once with the video ``queued``; ``GET /videos/{id}`` shows ``processing`` with progress
+    in ``extra.processing.progress``, then ``processed`` (or ``failed`` with the reason in ``message``).
+    Results: ``GET /detections?video_id=..`` and ``GET /videos/{id}/tracks``. Processing again replaces
+    the video's detections when the new job succeeds; a job already queued or running gives 409.
+    """
+    video = await get_or_404(session, Video, video_id, "video")
+    options = body or ProcessRequest()
+    model = _model(settings, options.model)
+    if not await queue_video(session, video, options, model):
+        await session.refresh(video)
+        raise HTTPException(status.HTTP_409_CONFLICT, f"video {video_id} is already {video.status}")
+    record(
+        session,
+        caller,
+        "process",
+        "video",
+        video_id,
+        None,
+        {**options.model_dump(mode="json"), "model": model},
+    )
+    await session.commit()
+    await session.refresh(video)
+    request.app.state.worker.notify()
     return video
 
 
