@@ -88,6 +88,20 @@ def frame_to_bgr(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="bgr24")
 
 
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """Turn a decoded frame the way the file's display matrix says (``rotation`` counterclockwise).
+
+    Phones record portrait video as landscape frames plus a rotation; players (and OpenCV) show it
+    upright, so do we.
+
+    Example:
+        >>> upright(np.zeros((2, 4, 3), np.uint8), 90).shape
+        (4, 2, 3)
+    """
+    turns = (round(rotation) // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
 class VideoFileSource:
     """Frames of a video file, sampled as asked, with exact seeking.
 
@@ -98,6 +112,8 @@ class VideoFileSource:
             FFmpeg's default, the fastest on small shared machines).
         strict: raise ``VideoTruncatedError`` when the file holds fewer frames than its header
             promises, and ``VideoError`` on a damaged frame, instead of stopping quietly.
+        auto_rotate: turn frames upright by the file's display rotation (as players and OpenCV do);
+            ``False`` keeps the coded orientation.
 
     Example:
         >>> source = VideoFileSource("clip.mp4", FrameSampling(every=10))  # doctest: +SKIP
@@ -112,8 +128,10 @@ class VideoFileSource:
         *,
         thread_type: ThreadType | None = None,
         strict: bool = False,
+        auto_rotate: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.auto_rotate = auto_rotate
         self.sampling = sampling or FrameSampling()
         self.thread_type = thread_type
         self.strict = strict
@@ -162,7 +180,7 @@ class VideoFileSource:
                     if time + 1e-6 < next_time:
                         continue
                     next_time = max(next_time + step, time + step / 2)
-                yield VideoFrame(index, time, frame_to_bgr(frame), bool(frame.key_frame))
+                yield VideoFrame(index, time, self._image(frame), bool(frame.key_frame))
             if self.strict and sampling.end is None and not sampling.keyframes:
                 declared = int(stream.frames or 0)
                 if declared and last_index + 1 < declared:
@@ -173,6 +191,10 @@ class VideoFileSource:
                     )
         finally:
             container.close()
+
+    def _image(self, frame: av.VideoFrame) -> np.ndarray:
+        image = frame_to_bgr(frame)
+        return upright(image, frame.rotation) if self.auto_rotate and frame.rotation else image
 
     def _decode(
         self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
@@ -225,7 +247,7 @@ class VideoFileSource:
             if time - frame_time > 1.5 / fps:
                 raise VideoError(f"no frame at {time:.3f} s (past the end of the video)", path=self.path)
             return VideoFrame(
-                round(frame_time * fps), frame_time, frame_to_bgr(previous), bool(previous.key_frame)
+                round(frame_time * fps), frame_time, self._image(previous), bool(previous.key_frame)
             )
         finally:
             container.close()

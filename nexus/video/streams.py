@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from nexus.video.errors import StreamError
-from nexus.video.reader import frame_to_bgr
+from nexus.video.reader import frame_to_bgr, upright
 
 BufferPolicy = Literal["latest", "all"]
 _NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
@@ -354,7 +354,7 @@ class StreamSource:
                             time=stream_time,
                             received_at=time.monotonic(),
                             connection=self.stats.connections,
-                            image=frame_to_bgr(frame),
+                            image=upright(frame_to_bgr(frame), frame.rotation),
                         )
                     )
                     if self._stop.is_set():
