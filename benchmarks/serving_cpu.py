@@ -196,10 +196,16 @@ def main() -> None:
                 http_load(ours.url, jpegs, concurrency, args.duration)
             )
 
-    print(f"\n{'server':<14}{'conc':>6}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    # Batching on/off at the highest concurrency, and the server's own overhead at concurrency 1.
+    top = max(args.concurrency)
+    with PredictorProcess.start(onnx, max_batch_size=1, max_delay_ms=0, timeout_s=120) as unbatched:
+        results["nexus-unbatched"] = {top: asyncio.run(http_load(unbatched.url, jpegs, top, args.duration))}
+    in_process_ms = model_time_ms(onnx, jpegs)
+
+    print(f"\n{'server':<16}{'conc':>6}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, points in results.items():
         for concurrency, r in points.items():
-            print(f"{name:<14}{concurrency:>6}{r['rps']:>10.1f}{r['p50']:>10.1f}{r['p99']:>10.1f}")
+            print(f"{name:<16}{concurrency:>6}{r['rps']:>10.1f}{r['p50']:>10.1f}{r['p99']:>10.1f}")
     print("\nratios (nexus req/s over the peer):")
     for concurrency in args.concurrency:
         ours = results["nexus"][concurrency]["rps"]
@@ -209,6 +215,29 @@ def main() -> None:
             f"  concurrency {concurrency:>3}: vs ultralytics x{ours / peer:.2f}"
             f"  vs plain kserve x{ours / plain_rps:.2f}"
         )
+
+    gain = results["nexus"][top]["rps"] / results["nexus-unbatched"][top]["rps"]
+    print(f"\nbatching at concurrency {top}: x{gain:.2f} the throughput of one-at-a-time (target >= 1.8)")
+    if 1 in results["nexus"]:
+        overhead = results["nexus"][1]["p50"] - in_process_ms
+        print(
+            f"server overhead at concurrency 1: p50 {results['nexus'][1]['p50']:.2f} ms - in-process "
+            f"decode+predict {in_process_ms:.2f} ms = {overhead:.2f} ms (target <= 1 ms)"
+        )
+
+
+def model_time_ms(onnx: Path, jpegs: list[bytes], rounds: int = 50) -> float:
+    """Median in-process time of what the server does per image: decode the JPEG, predict."""
+    from nexus.inference.detector import Detector
+    from nexus.vision.image_io import decode_image_bytes
+
+    detector = Detector.from_path(onnx)
+    times = []
+    for index in range(rounds):
+        start = time.perf_counter()
+        detector.predict_arrays([decode_image_bytes(jpegs[index % len(jpegs)])])
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times[5:])
 
 
 if __name__ == "__main__":
