@@ -1,9 +1,11 @@
 """Dynamic batching: gather concurrent images into one forward pass, answer each request alone.
 
 Images wait in an asyncio queue; a worker takes up to ``max_batch_size`` of them, or whatever
-arrived within ``max_delay_ms`` of the first, runs them as one batch in a single inference thread
-(with per-image ``PostprocessOptions``) and resolves each image's future. If a batch fails, its
-images are retried one by one, so a bad input fails only its own request.
+arrived within ``max_delay_ms`` of the first. It waits only while more images are on their way
+(announced with ``expect`` by requests still decoding), so a lone request never pays the delay.
+Each batch runs in a single inference thread (with per-image ``PostprocessOptions``) and resolves
+each image's future. If a batch fails, its images are retried one by one, so a bad input fails
+only its own request.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ class DynamicBatcher:
         self._worker: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexus-infer")
         self.batches_run = 0
+        self._incoming = 0
+
+    def expect(self, images: int) -> None:
+        """Announce images that will be submitted soon (a request decoding them); a negative count
+        withdraws an announcement (the request failed before submitting)."""
+        self._incoming = max(0, self._incoming + images)
 
     def _ensure_started(self) -> asyncio.Queue[_Pending]:
         if self._queue is None or self._worker is None or self._worker.done():
@@ -69,6 +77,7 @@ class DynamicBatcher:
         queue = self._ensure_started()
         future = asyncio.get_running_loop().create_future()
         await queue.put(_Pending(image, options, future))
+        self._incoming = max(0, self._incoming - 1)
         return await future
 
     async def submit_many(
@@ -86,6 +95,8 @@ class DynamicBatcher:
                 continue
             except asyncio.QueueEmpty:
                 pass
+            if self._incoming <= 0:
+                break  # nothing else is on its way: waiting would only add latency
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break

@@ -164,12 +164,20 @@ class DetectionPredictor(kserve.Model):
                 f"{self.config.max_images_per_request} per request"
             )
         start = time.perf_counter()
+        if self.batcher is not None:
+            self.batcher.expect(len(parsed.images))  # the batcher may wait for these while they decode
         try:
             parsed.images = await asyncio.to_thread(
                 lambda: [self._decode(image, index) for index, image in enumerate(parsed.images)]
             )
         except NexusError as error:
+            if self.batcher is not None:
+                self.batcher.expect(-len(parsed.images))
             raise InvalidInput(str(error)) from error
+        except BaseException:
+            if self.batcher is not None:
+                self.batcher.expect(-len(parsed.images))
+            raise
         STAGE_SECONDS.labels(**self._labels, stage="decode").observe(time.perf_counter() - start)
         return parsed
 

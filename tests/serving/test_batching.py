@@ -162,3 +162,47 @@ def test_cpu_serving_path_imports_neither_torch_nor_ultralytics(detect_onnx, jpe
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "HEAVY []" in out.stdout
+
+
+def test_a_lone_image_does_not_wait_for_a_batch(detector, images):
+    sizes: list[int] = []
+
+    def run(batch, options):
+        sizes.append(len(batch))
+        return detector.predict_arrays(batch, options)
+
+    async def main() -> None:
+        # a 10 s delay would make this call hang if the batcher waited while nothing else is coming
+        batcher = DynamicBatcher(run, BatchingConfig(max_batch_size=8, max_delay_ms=10_000))
+        await asyncio.wait_for(batcher.submit(images[0], PostprocessOptions()), timeout=5)
+        batcher.close()
+
+    asyncio.run(main())
+    assert sizes == [1]
+
+
+def test_announced_images_are_waited_for_and_share_the_batch(detector, images):
+    sizes: list[int] = []
+
+    def run(batch, options):
+        sizes.append(len(batch))
+        return detector.predict_arrays(batch, options)
+
+    async def main() -> None:
+        batcher = DynamicBatcher(run, BatchingConfig(max_batch_size=8, max_delay_ms=10_000))
+        batcher.expect(2)  # two requests are decoding
+
+        async def late() -> None:
+            await asyncio.sleep(0.05)  # still decoding when the first image is queued
+            await batcher.submit(images[1], PostprocessOptions())
+
+        await asyncio.wait_for(
+            asyncio.gather(batcher.submit(images[0], PostprocessOptions()), late()), timeout=30
+        )
+        batcher.expect(1)
+        batcher.expect(-1)  # a request that failed to decode withdraws its announcement
+        await asyncio.wait_for(batcher.submit(images[2], PostprocessOptions()), timeout=30)
+        batcher.close()
+
+    asyncio.run(main())
+    assert sizes == [2, 1]
