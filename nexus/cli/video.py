@@ -43,7 +43,7 @@ def info_command(
 @app.command("frames")
 def frames_command(
     file: Annotated[Path, typer.Argument(help="Video file.")],
-    out: Annotated[Path, typer.Argument(help="Folder for the frame images (created).")],
+    out: Annotated[str, typer.Argument(help="Folder for the frame images (created), or s3://bucket/prefix.")],
     every: Annotated[int, typer.Option("--every", help="Keep every Nth frame.")] = 1,
     fps: Annotated[float | None, typer.Option("--fps", help="Keep frames at about this rate.")] = None,
     keyframes: Annotated[bool, typer.Option("--keyframes", help="Keyframes only (fast).")] = False,
@@ -52,17 +52,24 @@ def frames_command(
     ext: Annotated[str, typer.Option("--ext", help="jpg or png.")] = "jpg",
     strict: Annotated[bool, typer.Option("--strict", help="Fail on truncated or damaged files.")] = False,
 ) -> None:
-    """Write sampled frames as images named by frame index (``frame_000123.jpg``).
+    """Write sampled frames as images named by frame index (``frame_000123.jpg``), to a folder or to
+    S3/MinIO (``S3_ENDPOINT``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``).
 
     Example:
         nexus video frames clip.mp4 frames/ --fps 2 --start 10 --end 20
+        nexus video frames clip.mp4 s3://frames/clip-7 --every 30
     """
     from nexus.errors import NexusError
-    from nexus.video.reader import FrameSampling, VideoFileSource, save_frames
+    from nexus.video.reader import FrameSampling, VideoFileSource, save_frames, upload_frames
 
     try:
         sampling = FrameSampling(every=every, fps=fps, keyframes=keyframes, start=start, end=end)
     except ValueError as error:
         raise NexusError(str(error)) from error
-    written = save_frames(VideoFileSource(file, sampling, strict=strict), out, ext=ext)
+    source = VideoFileSource(file, sampling, strict=strict)
+    if out.startswith("s3://"):
+        keys = upload_frames(source, out, ext=ext)
+        typer.echo(f"stored {len(keys)} frames under {out}")
+        return
+    written = save_frames(source, Path(out), ext=ext)
     typer.echo(f"wrote {len(written)} frames to {out}")

@@ -21,7 +21,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import yaml
 
@@ -278,29 +277,14 @@ def download_s3_prefix(uri: str, target: str | Path) -> Path:
     Raises:
         DatasetError: not an ``s3://`` URI, nothing under the prefix, or the server refused.
     """
-    parsed = urlparse(uri)
-    bucket, prefix = parsed.netloc, parsed.path.strip("/")
-    if parsed.scheme != "s3" or not bucket:
-        raise DatasetError(f"not an s3://bucket/prefix URI: {uri!r}")
+    from nexus.errors import NexusError
+    from nexus.object_store import parse_s3_uri, s3_client_from_env
+
     try:
-        import urllib3
-        from minio import Minio
-    except ImportError as error:  # pragma: no cover - depends on the extra
-        raise DatasetError("s3:// datasets need the 'service' extra (minio)") from error
-    endpoint = (
-        os.environ.get("S3_ENDPOINT", "s3.amazonaws.com").removeprefix("http://").removeprefix("https://")
-    )
-    secure_default = "0" if endpoint.startswith(("127.", "localhost")) else "1"
-    client = Minio(
-        endpoint,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        secure=os.environ.get("S3_SECURE", secure_default) == "1",
-        http_client=urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=10, read=120),
-            retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=[500, 502, 503, 504]),
-        ),
-    )
+        bucket, prefix = parse_s3_uri(uri)
+        client = s3_client_from_env()
+    except NexusError as error:
+        raise DatasetError(str(error)) from error
     folder = Path(target)
     count = 0
     try:

@@ -132,25 +132,15 @@ class ModelSource:
         Endpoint and credentials come from ``S3_ENDPOINT`` (``host:port``), ``AWS_ACCESS_KEY_ID``,
         ``AWS_SECRET_ACCESS_KEY`` and ``S3_SECURE`` (``0``/``1``), as KServe's storage initializer reads.
         """
-        try:
-            import urllib3
-            from minio import Minio
-        except ImportError as error:  # pragma: no cover - depends on the extra
-            raise ModelLoadError("s3:// model URIs need the 'service' extra (minio)") from error
+        from nexus.errors import NexusError
+        from nexus.object_store import s3_client_from_env
+
         parsed = urlparse(self.uri)
         bucket, key = parsed.netloc, parsed.path.lstrip("/")
-        endpoint = os.environ.get("S3_ENDPOINT", "s3.amazonaws.com").removeprefix("http://")
-        client = Minio(
-            endpoint.removeprefix("https://"),
-            access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-            http_client=urllib3.PoolManager(
-                timeout=urllib3.Timeout(connect=10, read=120),
-                retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=[500, 502, 503, 504]),
-            ),
-            secure=os.environ.get("S3_SECURE", "0" if endpoint.startswith(("127.", "localhost")) else "1")
-            == "1",
-        )
+        try:
+            client = s3_client_from_env()
+        except NexusError as error:
+            raise ModelLoadError(str(error)) from error
         target = cache / "s3" / bucket / key
         try:
             if Path(key).suffix.lower() in MODEL_SUFFIXES:

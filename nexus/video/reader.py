@@ -274,6 +274,53 @@ def _seek_before(
     container.seek(target, stream=stream, backward=True, any_frame=False)
 
 
+def _encoded(image: np.ndarray, ext: str, jpeg_quality: int, where: str) -> bytes:
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if ext in ("jpg", "jpeg") else []
+    ok, data = cv2.imencode(f".{ext}", image, params)
+    if not ok:
+        raise VideoError("could not encode frame image", path=where)
+    return data.tobytes()
+
+
+def upload_frames(
+    source: VideoFileSource, uri: str, *, ext: str = "jpg", jpeg_quality: int = 95
+) -> list[str]:
+    """Store the source's frames under ``s3://bucket/prefix/frame_000123.jpg``, encoded in memory.
+
+    Endpoint and credentials come from the environment (``nexus.object_store``); the bucket must exist.
+
+    Example:
+        >>> upload_frames(VideoFileSource("clip.mp4"), "s3://frames/clip")  # doctest: +SKIP
+        ['clip/frame_000000.jpg', 'clip/frame_000030.jpg', ...]
+
+    Raises:
+        NexusError: not an ``s3://`` URI, or the server refused (frames stored before stay stored).
+    """
+    import io
+
+    from nexus.errors import NexusError
+    from nexus.object_store import parse_s3_uri, s3_client_from_env
+
+    ext = ext.lower().lstrip(".")
+    if ext not in ("jpg", "jpeg", "png"):
+        raise ValueError(f"ext must be jpg or png, got {ext!r}")
+    bucket, prefix = parse_s3_uri(uri)
+    client = s3_client_from_env()
+    content_type = "image/png" if ext == "png" else "image/jpeg"
+    keys: list[str] = []
+    for frame in source:
+        key = f"{prefix}/frame_{frame.index:06d}.{ext}" if prefix else f"frame_{frame.index:06d}.{ext}"
+        data = _encoded(frame.image, ext, jpeg_quality, key)
+        try:
+            client.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        except Exception as error:  # minio raises S3Error, urllib3 errors
+            raise NexusError(
+                f"cannot store frame {frame.index} at s3://{bucket}/{key}: {str(error)[:200]}"
+            ) from error
+        keys.append(key)
+    return keys
+
+
 def save_frames(
     source: VideoFileSource,
     out_dir: str | Path,
