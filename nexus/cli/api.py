@@ -59,7 +59,7 @@ def _serve(settings) -> None:
 
     settings.jwt_secret  # noqa: B018 - production refuses to start without a secret
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc_after_startup=True)
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_config=None, access_log=False, proxy_headers=False
     )

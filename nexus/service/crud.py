@@ -26,16 +26,35 @@ async def paginate(
 ) -> dict[str, Any]:
     """Run ``stmt`` with ``ORDER BY sort`` (``-col`` descending, ``id`` as tie-breaker), limit and offset.
 
+    The total comes from ``COUNT(*) OVER ()`` in the same query (one round trip); only a page past the
+    end needs a separate count.
+
     Returns a dict shaped like :class:`~nexus.service.schemas.common.Page`.
     """
-    total = (
-        await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    ).scalar_one()
     column = getattr(table, sort.lstrip("-"))
     order = column.desc() if sort.startswith("-") else column.asc()
     tie = table.id.desc() if sort.startswith("-") else table.id.asc()
-    rows = (await session.execute(stmt.order_by(order, tie).limit(limit).offset(offset))).scalars().all()
-    return {"items": list(rows), "total": total, "limit": limit, "offset": offset}
+    rows, total = await page_with_total(session, stmt.order_by(order, tie), limit=limit, offset=offset)
+    return {"items": [row[0] for row in rows], "total": total, "limit": limit, "offset": offset}
+
+
+async def page_with_total(
+    session: AsyncSession, stmt: Select[Any], *, limit: int, offset: int
+) -> tuple[list[Any], int]:
+    """The rows of one page of an ordered ``stmt`` and the number of rows of the whole result.
+
+    Each returned row is ``stmt``'s row (the appended total column stripped).
+    """
+    windowed = stmt.add_columns(func.count().over().label("_total")).limit(limit).offset(offset)
+    result = (await session.execute(windowed)).all()
+    if result:
+        return [tuple(row)[:-1] for row in result], int(result[0][-1])
+    if offset == 0:
+        return [], 0
+    total = (
+        await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    ).scalar_one()
+    return [], total
 
 
 async def create_row(session: AsyncSession, actor: Any, entity: str, row: T) -> T:

@@ -23,12 +23,12 @@ bearer_scheme = HTTPBearer(auto_error=False, description="JWT access token from 
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key `<prefix>.<secret>`")
 
 
-def get_settings(request: Request) -> ServiceSettings:
+async def get_settings(request: Request) -> ServiceSettings:
     """The settings of the running app."""
     return request.app.state.settings
 
 
-def get_store(request: Request) -> ObjectStore:
+async def get_store(request: Request) -> ObjectStore:
     """The object store of the running app."""
     return request.app.state.store
 

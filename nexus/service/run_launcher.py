@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexus.errors import NexusError
@@ -351,7 +351,17 @@ class RunLauncher:
 
     async def _follow(self, session: AsyncSession) -> None:
         running = (
-            (await session.execute(select(PipelineRun).where(PipelineRun.status == "running")))
+            (
+                await session.execute(
+                    select(PipelineRun).where(
+                        PipelineRun.status == "running",
+                        or_(
+                            PipelineRun.artifacts["log"].as_string().is_not(None),
+                            PipelineRun.artifacts["kubeflow"].as_string().is_not(None),
+                        ),
+                    )
+                )
+            )
             .scalars()
             .all()
         )
@@ -408,19 +418,27 @@ class RunLauncher:
         ).scalar_one()
         if running >= limit:
             return
+        # Only launched runs have a log link; runs merely recorded through the API (often thousands)
+        # are never loaded here.
         queued = (
             (
                 await session.execute(
                     select(PipelineRun)
-                    .where(PipelineRun.status == "queued", PipelineRun.external_id.is_(None))
+                    .where(
+                        PipelineRun.status == "queued",
+                        PipelineRun.external_id.is_(None),
+                        PipelineRun.artifacts["log"].as_string().is_not(None),
+                    )
                     .order_by(PipelineRun.id)
+                    .limit(limit - running)
                 )
             )
             .scalars()
             .all()
         )
-        for run in [run for run in queued if is_local(run)][: limit - running]:
-            await self._start_local(session, run)
+        for run in queued:
+            if is_local(run):
+                await self._start_local(session, run)
 
     async def _start_local(self, session: AsyncSession, run: PipelineRun) -> None:
         root = run_root(self.settings, run.id)

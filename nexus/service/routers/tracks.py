@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import func, select
 
-from nexus.service.crud import get_or_404
+from nexus.service.crud import get_or_404, page_with_total
 from nexus.service.dependencies import Session, requires
 from nexus.service.schemas.common import ERROR_RESPONSES, IdPath, Limit, Offset, Page
 from nexus.service.schemas.media import ClassLabel, TrackOut
@@ -43,13 +43,12 @@ async def list_tracks(
     stmt = _summary().where(Detection.video_id == video_id, Detection.track_id.is_not(None))
     if class_name is not None:
         stmt = stmt.where(Detection.class_name == class_name)
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-    rows = (
-        (await session.execute(stmt.order_by(Detection.track_id).limit(limit).offset(offset)))
-        .mappings()
-        .all()
+    rows, total = await page_with_total(
+        session, stmt.order_by(Detection.track_id), limit=limit, offset=offset
     )
-    return {"items": [dict(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    fields = stmt.selected_columns.keys()
+    items = [dict(zip(fields, row, strict=True)) for row in rows]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/videos/{video_id}/tracks/{track_id}", response_model=TrackOut)
