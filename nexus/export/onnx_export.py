@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 
 from nexus.errors import ExportError, ModelLoadError
+from nexus.export.graph_rewrites import rewrite_dfl_softmax
 from nexus.inference.metadata import ModelMetadata
 from nexus.offline import ensure_offline
 
@@ -61,6 +62,7 @@ def export_onnx(weights: str | Path, out_path: str | Path, imgsz: int | None = N
         except Exception as error:
             raise ExportError(f"ONNX export failed: {type(error).__name__}: {error}", path=weights) from error
         model = onnx.load(str(exported))
+    rewrite_dfl_softmax(model)
     metadata = ModelMetadata.from_onnx_properties({p.key: p.value for p in model.metadata_props})
     write_onnx_metadata(model, metadata)
     out_path.parent.mkdir(parents=True, exist_ok=True)
