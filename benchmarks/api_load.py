@@ -102,7 +102,7 @@ def temporary_postgres() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_service(database_url: str, home: Path) -> Iterator[str]:
+def running_service(database_url: str, home: Path, workers: int = 1) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
@@ -118,7 +118,7 @@ def running_service(database_url: str, home: Path) -> Iterator[str]:
     }
     nexus = Path(sys.executable).with_name("nexus")
     process = subprocess.Popen(
-        [str(nexus), "api", "--host", "127.0.0.1", "--port", str(port)],
+        [str(nexus), "api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-rate", type=float, default=200.0)
     parser.add_argument("--write-rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=1, help="nexus api --workers")
     parser.add_argument("--warmup-seconds", type=float, default=3.0, help="unreported warm-up load")
     parser.add_argument(
         "--database-url", default=None, help="postgresql+asyncpg://... (default: temporary cluster)"
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         url = args.database_url or stack.enter_context(temporary_postgres())
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nexus-bench-")))
-        base = stack.enter_context(running_service(url, home))
+        base = stack.enter_context(running_service(url, home, args.workers))
         headers = seed(base)
         results = asyncio.run(run_load(base, headers, args))
     print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Annotated
 
 import typer
@@ -17,6 +18,10 @@ def api_command(
     ] = "serve",
     host: Annotated[str | None, typer.Option("--host", help="Bind address; default NEXUS_API_HOST.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port; default NEXUS_API_PORT (8700).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="Worker processes; default NEXUS_API_WORKERS (1)."),
+    ] = None,
     revision: Annotated[str, typer.Option("--revision", help="Target of migrate/downgrade.")] = "",
     username: Annotated[str, typer.Option("--username", help="create-user: the login name.")] = "",
     password: Annotated[
@@ -28,6 +33,7 @@ def api_command(
 
     Examples:
         nexus api --host 127.0.0.1 --port 8700
+        nexus api --workers 2    # one process per core; background work runs in one of them
         nexus api migrate
         nexus api create-user --username alice --role admin --password '...'
     """
@@ -38,6 +44,8 @@ def api_command(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if workers is not None:
+        overrides["workers"] = workers
     settings = ServiceSettings(**overrides)
     if action == "serve":
         _serve(settings)
@@ -59,9 +67,24 @@ def _serve(settings) -> None:
 
     settings.jwt_secret  # noqa: B018 - production refuses to start without a secret
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    app = create_app(settings, freeze_gc_after_startup=True)
+    options = {"log_config": None, "access_log": False, "proxy_headers": False}
+    if settings.workers == 1:
+        app = create_app(settings, freeze_gc_after_startup=True)
+        uvicorn.run(app, host=settings.host, port=settings.port, **options)
+        return
+    from nexus.service.workers import prepare_workers, worker_environment
+
+    asyncio.run(prepare_workers(settings))
+    os.environ.update(worker_environment(settings))
+    # Workers read their settings from NEXUS_API_*: pass on what came from the command line.
+    os.environ.update({"NEXUS_API_HOST": settings.host, "NEXUS_API_PORT": str(settings.port)})
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False, proxy_headers=False
+        "nexus.service.workers:create_worker_app",
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        **options,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -11,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from nexus.service.db import create_engine, session_factory
 from nexus.service.error_handlers import install_error_handlers
@@ -42,6 +45,7 @@ from nexus.service.security import hash_password
 from nexus.service.settings import ServiceSettings, get_settings
 from nexus.service.storage import create_store
 from nexus.service.tables import User
+from nexus.service.workers import BackgroundLeadership, mark_worker_dead
 
 logger = logging.getLogger("nexus.service")
 ROUTERS = (
@@ -63,9 +67,9 @@ ROUTERS = (
 )
 
 
-async def ensure_admin(app: FastAPI, username: str, password: str) -> None:
+async def ensure_admin(sessionmaker: async_sessionmaker[AsyncSession], username: str, password: str) -> None:
     """Create the bootstrap admin account if no user of that name exists."""
-    async with app.state.sessionmaker() as session:
+    async with sessionmaker() as session:
         existing = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
         if existing is None:
             session.add(User(username=username, role="admin", password_hash=hash_password(password)))
@@ -91,12 +95,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.store = await create_store(settings)
         if settings.bootstrap_admin_username and settings.bootstrap_admin_password:
             await ensure_admin(
-                app, settings.bootstrap_admin_username, settings.bootstrap_admin_password.get_secret_value()
+                app.state.sessionmaker,
+                settings.bootstrap_admin_username,
+                settings.bootstrap_admin_password.get_secret_value(),
             )
         detectors = DetectorCache(settings)
         app.state.streams = StreamManager(settings, detectors)
         app.state.worker = ProcessingWorker(settings, app.state.sessionmaker, app.state.store, detectors)
-        await app.state.worker.start()
+        # Background work (processing jobs here, the run launcher in the runs router) runs in one
+        # process: this one, or with several workers the holder of the background lock.
+        app.state.background = asyncio.Event()
+        leadership: BackgroundLeadership | None = None
+        waiting: asyncio.Task[None] | None = None
+        if settings.workers > 1:
+            leadership = BackgroundLeadership(settings.home / "background.lock")
+            waiting = asyncio.create_task(
+                _start_when_leader(leadership, app.state.background, app.state.worker, settings)
+            )
+        else:
+            app.state.background.set()
+            await app.state.worker.start()
         if app.state.freeze_gc_after_startup:
             # Startup leaves ~160k long-lived objects (routes, models, SQLAlchemy metadata); moving them
             # out of the collector's generations keeps full collections from stalling requests.
@@ -105,10 +123,27 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if waiting is not None:
+                waiting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting
             await app.state.streams.stop_all()
             await app.state.worker.stop()
+            if leadership is not None:
+                leadership.release()
+                mark_worker_dead()
     finally:
         await app.state.engine.dispose()
+
+
+async def _start_when_leader(
+    leadership: BackgroundLeadership,
+    acquired: asyncio.Event,
+    worker: ProcessingWorker,
+    settings: ServiceSettings,
+) -> None:
+    await leadership.hold(acquired, poll_seconds=min(settings.run_poll_seconds, 2.0))
+    await worker.start()
 
 
 def create_app(settings: ServiceSettings | None = None, *, freeze_gc_after_startup: bool = False) -> FastAPI:

@@ -330,8 +330,11 @@ class RunLauncher:
 
     # -- the watcher --
 
-    async def watch(self) -> None:
-        """Tick until cancelled; a failing tick is logged and retried on the next one."""
+    async def watch(self, background: asyncio.Event | None = None) -> None:
+        """Tick until cancelled (once ``background`` is set: this process runs the background work);
+        a failing tick is logged and retried on the next one."""
+        if background is not None:
+            await background.wait()
         while True:
             try:
                 await self.tick()
@@ -570,7 +573,8 @@ async def launcher_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """
     launcher = RunLauncher(app.state.settings, app.state.sessionmaker)
     app.state.run_launcher = launcher
-    task = asyncio.create_task(launcher.watch(), name="run-launcher")
+    background = getattr(app.state, "background", None)
+    task = asyncio.create_task(launcher.watch(background), name="run-launcher")
     try:
         yield
     finally:

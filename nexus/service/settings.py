@@ -43,6 +43,7 @@ class ServiceSettings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_pre_ping: bool = False
     migrate_on_startup: bool = True
+    workers: int = Field(default=1, ge=1, le=64)  # processes serving requests (nexus api --workers)
 
     secret_key: SecretStr | None = None
     jwt_algorithm: Literal["HS256"] = "HS256"

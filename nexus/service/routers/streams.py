@@ -41,7 +41,10 @@ def _found(request: Request, stream_id: int) -> LiveStream:
     "",
     response_model=StreamOut,
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"model": ErrorBody, "description": "Bad source, model or options"}},
+    responses={
+        422: {"model": ErrorBody, "description": "Bad source, model or options"},
+        503: {"model": ErrorBody, "description": "The service runs several worker processes"},
+    },
 )
 async def start_stream(
     request: Request,
@@ -54,6 +57,12 @@ async def start_stream(
     a slow model skips frames rather than falling behind); a network stream reconnects with backoff.
     Watch it on ``WS /streams/{id}/ws``.
     """
+    if settings.workers > 1:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"live streams are kept in one process's memory and this service runs {settings.workers} "
+            "worker processes; serve streams from a single-worker service (nexus api --workers 1)",
+        )
     manager = _manager(request)
     try:
         source = manager.check_source(body.source)
