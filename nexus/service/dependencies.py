@@ -33,9 +33,14 @@ async def get_store(request: Request) -> ObjectStore:
     return request.app.state.store
 
 
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One DB session per request."""
-    async with request.app.state.sessionmaker() as session:
+    """One DB session per request (outside a transaction for GET and HEAD, which only read)."""
+    state = request.app.state
+    maker = state.read_sessionmaker if request.method in READ_ONLY_METHODS else state.sessionmaker
+    async with maker() as session:
         yield session
 
 
