@@ -186,12 +186,14 @@ def owns(pid: int, root: Path) -> bool:
 
 
 def child_environment() -> dict[str, str]:
-    """The service's environment for a child run: ``NEXUS_HOME`` absolute, never ``KFP_HOST``."""
+    """The service's environment for a child run: ``NEXUS_HOME`` absolute, never ``KFP_HOST``, and not
+    the workers' shared Prometheus folder (the run's metrics are not the service's)."""
     from nexus.settings import NexusSettings
 
     env = dict(os.environ)
     env["NEXUS_HOME"] = str(NexusSettings.from_env().home)
-    env.pop("KFP_HOST", None)
+    for name in ("KFP_HOST", "PROMETHEUS_MULTIPROC_DIR"):
+        env.pop(name, None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -158,3 +158,13 @@ def test_two_workers_share_startup_metrics_and_background_work(tmp_path, postgre
     log = output.decode()
     assert log.count("runs the background work") >= 2
     assert "rate limits are counted per worker" in log
+
+
+def test_launched_runs_do_not_write_into_the_workers_metrics(monkeypatch, tmp_path):
+    from nexus.service.run_launcher import child_environment
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("KFP_HOST", "http://kfp.example")
+    env = child_environment()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env and "KFP_HOST" not in env
+    assert Path(env["NEXUS_HOME"]).is_absolute()
