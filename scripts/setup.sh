@@ -10,5 +10,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first, pinned: pip then keeps these builds for ultralytics/torchvision.
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install -q -e ".[train,serve,service,video,pipelines,dev]"
+.venv/bin/python -m pip install -q -e ".[train,serve,service,video,pipelines,spark,dev]"
 .venv/bin/python -m pip check

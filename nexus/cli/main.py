@@ -20,6 +20,7 @@ app = typer.Typer(
 def _register() -> None:
     from nexus.cli import (
         api,
+        batch,
         data,
         deploy,
         drift,
@@ -40,6 +41,7 @@ def _register() -> None:
     app.add_typer(evaluate.app, name="eval")
     app.add_typer(pipeline.app, name="pipeline")
     app.add_typer(video.app, name="video")
+    app.add_typer(batch.app, name="batch")
     app.command("track")(track.track_command)
     app.command("train")(train.train_command)
     app.command("tune")(tune.tune_command)
