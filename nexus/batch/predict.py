@@ -127,7 +127,7 @@ class BatchPredictResult:
 _DETECTORS: dict[str, Any] = {}
 
 
-def _detector(model: str):
+def detector_for(model: str):
     from nexus.inference.detector import Detector
 
     if model not in _DETECTORS:  # once per Python worker, reused by every partition it runs
@@ -142,7 +142,7 @@ def predict_partition(batches: Iterator[Any], *, model: str, config: BatchPredic
     from nexus.vision.image_io import decode_image_bytes
     from nexus.vision.postprocess import PostprocessOptions
 
-    detector = _detector(model)
+    detector = detector_for(model)
     options = PostprocessOptions(conf_threshold=config.conf, iou_threshold=config.iou)
     schema = detection_schema()
     common = {"model": model, "job_id": job_id, "predicted_at": datetime.now(UTC)}
@@ -222,7 +222,18 @@ def spark_session_for(master: str) -> tuple[Any, bool]:
     return spark_session(master), True
 
 
-def _check_table(table: Path) -> None:
+def commit_staged(staged: Any, table: Path, mode: WriteMode) -> int:
+    """Commit a staged Parquet dataset to the Delta table at ``table`` in one transaction, streaming
+    its batches; returns the table's new version."""
+    from deltalake import DeltaTable, write_deltalake
+
+    table.mkdir(parents=True, exist_ok=True)
+    write_deltalake(str(table), staged.scanner().to_reader(), mode=mode)
+    return DeltaTable(str(table)).version()
+
+
+def check_table(table: Path) -> None:
+    """Refuse a table path that is a file, or a non-empty folder that is not a Delta table."""
     if table.exists() and not table.is_dir():
         raise BatchError("the Delta table path is a file, not a folder", path=table)
     if table.is_dir() and any(table.iterdir()) and not (table / "_delta_log").is_dir():
@@ -238,15 +249,14 @@ def run_batch_predict(config: BatchPredictConfig, spark: Any = None) -> BatchPre
     """
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
-    from deltalake import DeltaTable, write_deltalake
 
     from nexus.serving.model_source import ModelSource
 
     started = time.perf_counter()
     table = Path(config.table).resolve()
-    _check_table(table)
+    check_table(table)
     model = str(ModelSource.parse(config.model).resolve())
-    _detector(model)  # a bad model fails here, on the driver, with its own message
+    detector_for(model)  # a bad model fails here, on the driver, with its own message
     job_id = config.job_id or uuid.uuid4().hex[:12]
     staging = table.parent / f".{table.name}.staging-{job_id}"
     own_session = False
@@ -282,9 +292,7 @@ def run_batch_predict(config: BatchPredictConfig, spark: Any = None) -> BatchPre
             raise BatchError(f"no images ({IMAGE_GLOB}) under {config.images}")
         detections = int(pc.sum(pc.is_valid(paths["detection_index"])).as_py() or 0)
         failed = len(pc.unique(pc.filter(paths["image_path"], pc.is_valid(paths["error"]))))
-        table.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(table), staged.scanner().to_reader(), mode=config.mode)
-        version = DeltaTable(str(table)).version()
+        version = commit_staged(staged, table, config.mode)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BatchPredictResult(
