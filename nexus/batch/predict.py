@@ -16,53 +16,42 @@ Example:
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from nexus.batch.jobs import (
+    BatchError,
+    WriteMode,
+    commit_staged,
+    detector_for,
+    prepare_job,
+    result_schema,
+    spark_ddl,
+    spark_session,
+    stage_rows,
+)
 from nexus.errors import NexusError
 
+__all__ = ["BatchError", "BatchPredictConfig", "BatchPredictResult", "run_batch_predict", "spark_session"]
+
 IMAGE_GLOB = "*.{jpg,jpeg,JPG,JPEG,png,PNG,bmp,BMP,webp,WEBP,tif,tiff,TIF,TIFF}"
-WriteMode = Literal["append", "overwrite"]
-SPARK_SCHEMA = (  # the Spark DDL of detection_schema()
-    "image_path string, image_width int, image_height int, detection_index int, class_id int, "
-    "class_name string, confidence float, x1 float, y1 float, x2 float, y2 float, error string, "
-    "model string, job_id string, predicted_at timestamp"
-)
-
-
-class BatchError(NexusError):
-    """A batch job's input, model or output table is unusable."""
 
 
 def detection_schema():
-    """The Arrow schema of the rows a batch job writes."""
+    """The Arrow schema of the rows a batch prediction job writes."""
     import pyarrow as pa
 
-    return pa.schema(
+    return result_schema(
         [
             ("image_path", pa.string()),
             ("image_width", pa.int32()),
             ("image_height", pa.int32()),
             ("detection_index", pa.int32()),
-            ("class_id", pa.int32()),
-            ("class_name", pa.string()),
-            ("confidence", pa.float32()),
-            ("x1", pa.float32()),
-            ("y1", pa.float32()),
-            ("x2", pa.float32()),
-            ("y2", pa.float32()),
-            ("error", pa.string()),
-            ("model", pa.string()),
-            ("job_id", pa.string()),
-            ("predicted_at", pa.timestamp("us", tz="UTC")),
         ]
     )
 
@@ -124,17 +113,6 @@ class BatchPredictResult:
     seconds: float
 
 
-_DETECTORS: dict[str, Any] = {}
-
-
-def detector_for(model: str):
-    from nexus.inference.detector import Detector
-
-    if model not in _DETECTORS:  # once per Python worker, reused by every partition it runs
-        _DETECTORS[model] = Detector.from_path(model)
-    return _DETECTORS[model]
-
-
 def predict_partition(batches: Iterator[Any], *, model: str, config: BatchPredictConfig, job_id: str):
     """``mapInArrow`` body: ``binaryFile`` record batches in, detection record batches out."""
     import pyarrow as pa
@@ -188,58 +166,6 @@ def predict_partition(batches: Iterator[Any], *, model: str, config: BatchPredic
         yield pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
-def spark_session(master: str, app_name: str = "nexus-batch"):
-    """A Spark session on ``master`` using this interpreter for Python workers, UI off."""
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    if master.startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as error:
-        raise BatchError("Spark is not installed: pip install 'nexus-ai-platform[spark]'") from error
-    return (
-        SparkSession.builder.master(master)
-        .appName(app_name)
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .getOrCreate()
-    )
-
-
-def spark_session_for(master: str) -> tuple[Any, bool]:
-    """The active Spark session of this process if there is one, else a new one on ``master``;
-    returns ``(session, created)`` (the creator stops it)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as error:
-        raise BatchError("Spark is not installed: pip install 'nexus-ai-platform[spark]'") from error
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active, False
-    return spark_session(master), True
-
-
-def commit_staged(staged: Any, table: Path, mode: WriteMode) -> int:
-    """Commit a staged Parquet dataset to the Delta table at ``table`` in one transaction, streaming
-    its batches; returns the table's new version."""
-    from deltalake import DeltaTable, write_deltalake
-
-    table.mkdir(parents=True, exist_ok=True)
-    write_deltalake(str(table), staged.scanner().to_reader(), mode=mode)
-    return DeltaTable(str(table)).version()
-
-
-def check_table(table: Path) -> None:
-    """Refuse a table path that is a file, or a non-empty folder that is not a Delta table."""
-    if table.exists() and not table.is_dir():
-        raise BatchError("the Delta table path is a file, not a folder", path=table)
-    if table.is_dir() and any(table.iterdir()) and not (table / "_delta_log").is_dir():
-        raise BatchError("folder exists, is not empty and is not a Delta table; pick another", path=table)
-
-
 def run_batch_predict(config: BatchPredictConfig, spark: Any = None) -> BatchPredictResult:
     """Run ``config``'s job on ``spark``, or on the process's active session, or on a new session on
     ``config.master`` that is stopped afterwards.
@@ -250,57 +176,47 @@ def run_batch_predict(config: BatchPredictConfig, spark: Any = None) -> BatchPre
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from nexus.serving.model_source import ModelSource
-
     started = time.perf_counter()
-    table = Path(config.table).resolve()
-    check_table(table)
-    model = str(ModelSource.parse(config.model).resolve())
-    detector_for(model)  # a bad model fails here, on the driver, with its own message
-    job_id = config.job_id or uuid.uuid4().hex[:12]
-    staging = table.parent / f".{table.name}.staging-{job_id}"
-    own_session = False
-    if spark is None:
-        spark, own_session = spark_session_for(config.master)
-    session = spark
-    try:
-        frames = (
+    target = prepare_job(config.table, config.model, config.job_id)
+
+    def build(session: Any) -> Any:
+        images = (
             session.read.format("binaryFile")
             .option("pathGlobFilter", IMAGE_GLOB)
             .option("recursiveFileLookup", "true")
             .load(str(config.images))
             .select("path", "content")
         )
-        detected = frames.mapInArrow(
-            lambda batches: predict_partition(batches, model=model, config=config, job_id=job_id),
-            SPARK_SCHEMA,
+        return images.mapInArrow(
+            lambda batches: predict_partition(
+                batches, model=target.model, config=config, job_id=target.job_id
+            ),
+            spark_ddl(detection_schema()),
         )
-        detected.write.mode("overwrite").parquet(str(staging))
+
+    try:
+        stage_rows(spark, config.master, target.staging, build)
     except Exception as error:
-        shutil.rmtree(staging, ignore_errors=True)
         if type(error).__name__ == "AnalysisException" and "PATH_NOT_FOUND" in str(error):
             raise BatchError("no such folder of images", path=config.images) from error
         raise
-    finally:
-        if own_session:
-            session.stop()
     try:
-        staged = ds.dataset(str(staging), format="parquet", schema=detection_schema())
+        staged = ds.dataset(str(target.staging), format="parquet", schema=detection_schema())
         paths = staged.to_table(columns=["image_path", "detection_index", "error"])
         images = len(pc.unique(paths["image_path"]))
         if images == 0:
             raise BatchError(f"no images ({IMAGE_GLOB}) under {config.images}")
         detections = int(pc.sum(pc.is_valid(paths["detection_index"])).as_py() or 0)
         failed = len(pc.unique(pc.filter(paths["image_path"], pc.is_valid(paths["error"]))))
-        version = commit_staged(staged, table, config.mode)
+        version = commit_staged(staged, target.table, config.mode)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(target.staging, ignore_errors=True)
     return BatchPredictResult(
-        job_id=job_id,
+        job_id=target.job_id,
         images=images,
         detections=detections,
         failed_images=failed,
-        table=str(table),
+        table=str(target.table),
         table_version=version,
         seconds=time.perf_counter() - started,
     )

@@ -17,52 +17,38 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from nexus.batch.predict import (
+from nexus.batch.jobs import (
     BatchError,
     WriteMode,
-    check_table,
     commit_staged,
     detector_for,
-    spark_session_for,
+    prepare_job,
+    result_schema,
+    spark_ddl,
+    stage_rows,
 )
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts"})
 Tracker = Literal["bytetrack", "sort", "ocsort"]
-SPARK_SCHEMA = (
-    "video_path string, frame int, timestamp_s double, track_id int, class_id int, class_name string, "
-    "confidence float, x1 float, y1 float, x2 float, y2 float, error string, model string, job_id string, "
-    "predicted_at timestamp"
-)
 
 
 def track_schema():
     """The Arrow schema of the rows a video job writes."""
     import pyarrow as pa
 
-    return pa.schema(
+    return result_schema(
         [
             ("video_path", pa.string()),
             ("frame", pa.int32()),
             ("timestamp_s", pa.float64()),
             ("track_id", pa.int32()),
-            ("class_id", pa.int32()),
-            ("class_name", pa.string()),
-            ("confidence", pa.float32()),
-            ("x1", pa.float32()),
-            ("y1", pa.float32()),
-            ("x2", pa.float32()),
-            ("y2", pa.float32()),
-            ("error", pa.string()),
-            ("model", pa.string()),
-            ("job_id", pa.string()),
-            ("predicted_at", pa.timestamp("us", tz="UTC")),
         ]
     )
 
@@ -188,49 +174,38 @@ def run_batch_track(config: BatchTrackConfig, spark: Any = None) -> BatchTrackRe
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from nexus.serving.model_source import ModelSource
-
     started = time.perf_counter()
-    table = Path(config.table).resolve()
-    check_table(table)
     videos = find_videos(config.videos)
     if not videos:
         raise BatchError(f"no videos ({', '.join(sorted(VIDEO_SUFFIXES))}) under {config.videos}")
-    model = str(ModelSource.parse(config.model).resolve())
-    detector_for(model)  # a bad model fails on the driver, before Spark starts
-    job_id = config.job_id or uuid.uuid4().hex[:12]
-    staging = table.parent / f".{table.name}.staging-{job_id}"
-    spark, own_session = (spark, False) if spark is not None else spark_session_for(config.master)
-    try:
-        parallelism = max(1, min(len(videos), spark.sparkContext.defaultParallelism))
-        paths = spark.createDataFrame([(v,) for v in videos], "video_path string").repartition(parallelism)
-        rows = paths.mapInArrow(
-            lambda batches: track_partition(batches, model=model, config=config, job_id=job_id), SPARK_SCHEMA
+    target = prepare_job(config.table, config.model, config.job_id)
+
+    def build(session: Any) -> Any:
+        parallelism = max(1, min(len(videos), session.sparkContext.defaultParallelism))
+        paths = session.createDataFrame([(v,) for v in videos], "video_path string").repartition(parallelism)
+        return paths.mapInArrow(
+            partial(track_partition, model=target.model, config=config, job_id=target.job_id),
+            spark_ddl(track_schema()),
         )
-        rows.write.mode("overwrite").parquet(str(staging))
-    except Exception:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        if own_session:
-            spark.stop()
+
+    stage_rows(spark, config.master, target.staging, build)
     try:
-        staged = ds.dataset(str(staging), format="parquet", schema=track_schema())
+        staged = ds.dataset(str(target.staging), format="parquet", schema=track_schema())
         columns = staged.to_table(columns=["video_path", "frame", "track_id", "error"])
         failed = len(pc.unique(pc.filter(columns["video_path"], pc.is_valid(columns["error"]))))
         detections = int(pc.sum(pc.is_valid(columns["frame"])).as_py() or 0)
         tracked = columns.filter(pc.is_valid(columns["track_id"])).select(["video_path", "track_id"])
         tracks = tracked.group_by(["video_path", "track_id"]).aggregate([]).num_rows
-        version = commit_staged(staged, table, config.mode)
+        version = commit_staged(staged, target.table, config.mode)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(target.staging, ignore_errors=True)
     return BatchTrackResult(
-        job_id=job_id,
+        job_id=target.job_id,
         videos=len(videos),
         failed_videos=failed,
         detections=detections,
         tracks=tracks,
-        table=str(table),
+        table=str(target.table),
         table_version=version,
         seconds=time.perf_counter() - started,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +11,12 @@ import pytest
 from deltalake import DeltaTable
 
 from nexus.batch import BatchPredictConfig, run_batch_predict
-from nexus.batch.predict import BatchError, spark_session
+from nexus.batch.predict import BatchError
 from nexus.cli.main import main
 from nexus.errors import ModelLoadError
 from nexus.inference.detector import Detector
 from nexus.vision.image_io import load_image
 from nexus.vision.postprocess import PostprocessOptions
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator:
-    session = spark_session("local[2]", "nexus-batch-tests")
-    yield session
-    session.stop()
 
 
 @pytest.fixture

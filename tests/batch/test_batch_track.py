@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
 
-from nexus.batch.predict import BatchError, spark_session
+from nexus.batch.predict import BatchError
 from nexus.batch.video import BatchTrackConfig, run_batch_track
 from nexus.cli.main import main
 from nexus.inference.detector import Detector
@@ -19,13 +18,6 @@ from nexus.service.processing import JobProgress, analyse_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
 from media_clips import WEAK_MODEL, write_clip  # the weak test detector's thresholds
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator:
-    session = spark_session("local[2]", "nexus-batch-track-tests")
-    yield session
-    session.stop()
 
 
 @pytest.fixture
