@@ -26,6 +26,13 @@ def serve_command(
     device: Annotated[str, typer.Option("--device", help="cpu, or a CUDA device index.")] = "cpu",
     max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Dynamic batching limit.")] = 8,
     max_delay_ms: Annotated[float, typer.Option("--max-delay-ms", help="Longest wait for a batch.")] = 4.0,
+    batch_shards: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-shards",
+            help="CPU: ONNX Runtime sessions sharing a batch (default: one per core, <= batch size).",
+        ),
+    ] = None,
     version: Annotated[str, typer.Option("--version", help="Version label of MODEL.")] = "v1",
     canary: Annotated[
         str | None, typer.Option("--canary", help="Challenger model for an A/B canary.")
@@ -63,7 +70,9 @@ def serve_command(
                 model_uri=model,
                 model_name=name,
                 device=device,
-                batching=BatchingConfig(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms),
+                batching=BatchingConfig(
+                    max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, shards=batch_shards
+                ),
                 version=version,
             )
         except ValueError as error:
@@ -74,9 +83,9 @@ def serve_command(
         serve([predictor], port=port, host=host)
         return
     _serve_canary(
-        model, canary, port, host, name, device, max_batch_size, max_delay_ms, version, canary_version,
-        canary_percent, auto_rollback, rollback_window, rollback_min_requests, rollback_error_margin,
-        rollback_p95_margin, log_dir,
+        model, canary, port, host, name, device, max_batch_size, max_delay_ms, batch_shards, version,
+        canary_version, canary_percent, auto_rollback, rollback_window, rollback_min_requests,
+        rollback_error_margin, rollback_p95_margin, log_dir,
     )  # fmt: skip
 
 
@@ -89,6 +98,7 @@ def _serve_canary(
     device: str,
     max_batch_size: int,
     max_delay_ms: float,
+    batch_shards: int | None,
     version: str,
     canary_version: str,
     canary_percent: float,
@@ -131,6 +141,7 @@ def _serve_canary(
                     device=device,
                     max_batch_size=max_batch_size,
                     max_delay_ms=max_delay_ms,
+                    batch_shards=batch_shards,
                     log_path=None if log_dir is None else log_dir / f"predictor-{label}.log",
                     timeout_s=120,
                 )

@@ -20,8 +20,11 @@ from nexus.vision.segmentation import masks_from_prototypes
 MODEL_SUFFIXES = (".onnx", ".pt", ".engine")
 
 
-def load_backend(model: str | Path, device: str = "cpu") -> InferenceBackend:
-    """Pick the backend for a model file by its suffix (``.onnx``, ``.pt``, ``.engine``)."""
+def load_backend(model: str | Path, device: str = "cpu", batch_shards: int = 1) -> InferenceBackend:
+    """Pick the backend for a model file by its suffix (``.onnx``, ``.pt``, ``.engine``).
+
+    ``batch_shards`` > 1 splits each batch across that many ONNX Runtime sessions (CPU only).
+    """
     path = Path(model)
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:
@@ -30,10 +33,16 @@ def load_backend(model: str | Path, device: str = "cpu") -> InferenceBackend:
         )
     if not path.is_file():
         raise ModelLoadError("no such model file", path=path)
+    if batch_shards > 1 and (suffix != ".onnx" or device != "cpu"):
+        raise ModelLoadError(
+            f"batch shards ({batch_shards}) apply to ONNX models on the CPU, not to a {suffix} model on "
+            f"device {device!r}; use 1 shard",
+            path=path,
+        )
     if suffix == ".onnx":
         from nexus.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device=device)
+        return OnnxRuntimeBackend(path, device=device, batch_shards=batch_shards)
     if suffix == ".pt":
         from nexus.inference.backends.torch_backend import TorchBackend
 
@@ -80,8 +89,8 @@ class Detector:
         self.metadata = backend.metadata
 
     @classmethod
-    def from_path(cls, model: str | Path, device: str = "cpu") -> Detector:
-        return cls(load_backend(model, device=device))
+    def from_path(cls, model: str | Path, device: str = "cpu", batch_shards: int = 1) -> Detector:
+        return cls(load_backend(model, device=device, batch_shards=batch_shards))
 
     @property
     def names(self) -> dict[int, str]:

@@ -14,14 +14,20 @@ class BatchingConfig:
     Attributes:
         max_batch_size: run as soon as this many images wait (1 turns batching off).
         max_delay_ms: otherwise run when the oldest waiting image has waited this long.
+        shards: ONNX Runtime sessions that share the images of one batch on the CPU, each running
+            its slice at the same time on its share of the cores; ``None`` picks one per core, at
+            most ``max_batch_size`` (see ``resolve_shards``).
 
     Example:
         >>> BatchingConfig(max_batch_size=16, max_delay_ms=5).max_delay_ms
         5.0
+        >>> BatchingConfig(max_batch_size=8).resolve_shards(cpus=2)
+        2
     """
 
     max_batch_size: int = 8
     max_delay_ms: float = 4.0
+    shards: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_batch_size <= 1024:
@@ -35,6 +41,17 @@ class BatchingConfig:
                 "a few milliseconds is typical"
             )
         object.__setattr__(self, "max_delay_ms", float(self.max_delay_ms))
+        if self.shards is not None and not 1 <= self.shards <= 64:
+            raise ValueError(
+                f"batch shards must be within [1, 64], got {self.shards}; "
+                "omit --batch-shards for one per CPU core"
+            )
+
+    def resolve_shards(self, cpus: int) -> int:
+        """Shards to use on ``cpus`` cores: the configured count, else ``min(cpus, max_batch_size)``."""
+        if self.shards is not None:
+            return self.shards
+        return max(1, min(cpus, self.max_batch_size))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--imgsz", type=int, default=None)
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--max-delay-ms", type=float, default=4.0)
+    parser.add_argument(
+        "--batch-shards",
+        type=int,
+        default=None,
+        help="CPU: ONNX Runtime sessions sharing a batch (default: one per core, at most the batch size)",
+    )
     parser.add_argument("--version", dest="version_label", default="v1", help="version label in responses")
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--access-logs", action="store_true", help="log every request")
@@ -57,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             model_name=args.name or DEFAULT_MODEL_NAME,
             device=args.device,
             imgsz=args.imgsz,
-            batching=BatchingConfig(max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms),
+            batching=BatchingConfig(
+                max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms, shards=args.batch_shards
+            ),
             warmup=not args.no_warmup,
             version=args.version_label,
         )

@@ -67,6 +67,7 @@ class PredictorProcess:
         device: str = "cpu",
         max_batch_size: int = 8,
         max_delay_ms: float = 4.0,
+        batch_shards: int | None = None,
         log_path: Path | None = None,
         timeout_s: float = 60.0,
         extra_args: list[str] | None = None,
@@ -77,7 +78,9 @@ class PredictorProcess:
             *(["--model", str(model)] if model else []),
             "--name", model_name, "--port", str(port), "--device", device,
             "--version", version, "--max-batch-size", str(max_batch_size),
-            "--max-delay-ms", str(max_delay_ms), *(extra_args or []),
+            "--max-delay-ms", str(max_delay_ms),
+            *(["--batch-shards", str(batch_shards)] if batch_shards is not None else []),
+            *(extra_args or []),
         ]  # fmt: skip
         env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", PYTHONUNBUFFERED="1")
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115

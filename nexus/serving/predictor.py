@@ -18,6 +18,7 @@ import numpy as np
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 
+from nexus.cpu import cpu_count
 from nexus.detections import Detections
 from nexus.errors import NexusError
 from nexus.inference.detector import Detector
@@ -57,7 +58,11 @@ class DetectionPredictor(kserve.Model):
     def load(self) -> bool:
         """Resolve and load the model, warm it up, then report ready."""
         path = ModelSource.parse(self.config.model_uri).resolve(device=self.config.device)
-        self.detector = Detector.from_path(path, device=self.config.device)
+        batching = self.config.batching
+        shards = batching.shards or 1
+        if batching.shards is None and path.suffix.lower() == ".onnx" and self.config.device == "cpu":
+            shards = batching.resolve_shards(cpu_count())
+        self.detector = Detector.from_path(path, device=self.config.device, batch_shards=shards)
         if self.config.gpu_decode and self.detector.backend.name.startswith("torch:cuda"):
             from nexus.serving.gpu_pipeline import GpuPipeline
 
@@ -132,6 +137,7 @@ class DetectionPredictor(kserve.Model):
             "version": self.config.version,
             "max_batch_size": self.config.batching.max_batch_size,
             "max_delay_ms": self.config.batching.max_delay_ms,
+            "batch_shards": getattr(self.detector.backend, "batch_shards", 1),
         }
 
     # --- request path --------------------------------------------------------------------------

@@ -15,21 +15,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from nexus.cpu import cpu_count
 from nexus.offline import ensure_offline, ultralytics_settings
 from nexus.settings import NexusSettings
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (CPU affinity), at least 1.
-
-    Example:
-        >>> cpu_count() >= 1
-        True
-    """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def prefer_passive_omp_wait() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from serving_client import MODEL_NAME, b64
 
+from nexus.cpu import cpu_count
 from nexus.serving.batching import DynamicBatcher
 from nexus.serving.config import BatchingConfig, PredictorConfig
 from nexus.vision.postprocess import PostprocessOptions
@@ -91,6 +92,8 @@ def test_a_bad_image_fails_alone(detector, images):
         ({"max_batch_size": 0}, "max_batch_size"),
         ({"max_batch_size": 5000}, "max_batch_size"),
         ({"max_delay_ms": -1}, "max_delay_ms"),
+        ({"shards": 0}, "batch shards"),
+        ({"shards": 65}, "batch shards"),
     ],
 )
 def test_batching_config_is_validated(kwargs, word):
@@ -111,6 +114,40 @@ def test_batching_config_is_validated(kwargs, word):
 def test_predictor_config_is_validated(kwargs, word):
     with pytest.raises(ValueError, match=word):
         PredictorConfig(**{"model_uri": "m.onnx", **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("shards", "max_batch_size", "cpus", "expected"),
+    [
+        (None, 8, 2, 2),  # one per core
+        (None, 8, 16, 8),  # never more than a batch holds
+        (None, 1, 16, 1),  # batching off: nothing to split
+        (3, 8, 2, 3),  # an explicit count wins
+    ],
+)
+def test_batch_shards_resolve_per_machine(shards, max_batch_size, cpus, expected):
+    config = BatchingConfig(max_batch_size=max_batch_size, shards=shards)
+    assert config.resolve_shards(cpus) == expected
+
+
+@pytest.mark.parametrize(
+    ("batching", "expected"),
+    [
+        (BatchingConfig(max_batch_size=8), min(cpu_count(), 8)),
+        (BatchingConfig(max_batch_size=1), 1),
+        (BatchingConfig(max_batch_size=8, shards=3), 3),
+    ],
+)
+def test_predictor_loads_the_resolved_shards(detect_onnx, batching, expected):
+    from nexus.serving.predictor import DetectionPredictor
+
+    model = DetectionPredictor(PredictorConfig(model_uri=str(detect_onnx), batching=batching, warmup=False))
+    model.load()
+    try:
+        assert model.describe()["batch_shards"] == expected
+        assert len(model.detector.backend._shard_sessions) == (expected if expected > 1 else 0)
+    finally:
+        model.stop()
 
 
 def test_concurrent_http_requests_are_batched(predictor, jpegs):

@@ -20,6 +20,8 @@ from serving_client import (
     v2_json,
 )
 
+from nexus.cpu import cpu_count
+
 
 def test_v1_matches_in_process_detector(predictor, jpegs, detect_onnx):
     from nexus.inference.detector import Detector
@@ -113,6 +115,7 @@ def test_metadata_lists_inputs_outputs_and_class_names(predictor):
     )
     assert body["parameters"]["task"] == "detect"
     assert body["parameters"]["backend"].startswith("onnxruntime")
+    assert body["parameters"]["batch_shards"] == min(cpu_count(), 8)  # the fixture batches up to 8
     assert httpx.get(f"{predictor.url}/v2/models/nope").status_code == 404
 
 
