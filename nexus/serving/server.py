@@ -16,6 +16,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from kserve.errors import ModelNotFound, ModelNotReady
 
+from nexus.serving.fast_path import InferenceFastPathMiddleware
 from nexus.serving.protocol import decode_v2_body
 
 
@@ -119,10 +120,13 @@ def serve(
     host: str = "127.0.0.1",
     access_logs: bool = False,
     predictor_config: Any = None,
+    fast_path: bool = True,
 ) -> None:
     """Load every model (ready only once loaded and warmed up), then serve until signalled.
 
     ``predictor_config`` (``kserve.predictor_config.PredictorConfig``) points a transformer at its predictor.
+    ``fast_path`` answers v1 ``:predict`` and v2 ``/infer`` without FastAPI's routing layers
+    (:mod:`nexus.serving.fast_path`); the app's own routes answer the same requests without it.
     """
     _bind_rest_server_to(host, timing_middleware=access_logs)
     for model in models:
@@ -140,4 +144,6 @@ def serve(
         quiet_access_logs()
     _add_metadata_route(server)
     _add_infer_route(server)
+    if fast_path:
+        kserve_model_server.app.add_middleware(InferenceFastPathMiddleware, server=server)
     server.start(models)
