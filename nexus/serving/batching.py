@@ -60,11 +60,17 @@ class DynamicBatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexus-infer")
         self.batches_run = 0
         self._incoming = 0
+        self._busy = False
 
     def expect(self, images: int) -> None:
         """Announce images that will be submitted soon (a request decoding them); a negative count
         withdraws an announcement (the request failed before submitting)."""
         self._incoming = max(0, self._incoming + images)
+
+    @property
+    def idle(self) -> bool:
+        """No batch runs or waits and no image is announced: a new image would be a batch of its own."""
+        return not self._busy and self._incoming <= 0 and (self._queue is None or self._queue.empty())
 
     def _ensure_started(self) -> asyncio.Queue[_Pending]:
         if self._queue is None or self._worker is None or self._worker.done():
@@ -109,31 +115,38 @@ class DynamicBatcher:
     async def _work(self) -> None:
         queue = self._queue
         assert queue is not None
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect(queue)
-            started = time.perf_counter()
-            if self.on_batch is not None:
-                self.on_batch(len(batch), [started - item.enqueued for item in batch])
+            self._busy = True
             try:
-                results = await loop.run_in_executor(self._executor, self._run, batch)
-            except Exception:  # one bad image must not fail its neighbours: retry one by one
-                results = None
-            self.batches_run += 1
-            if results is not None:
-                for item, result in zip(batch, results, strict=True):
-                    if not item.future.done():
-                        item.future.set_result(result)
-                continue
-            for item in batch:
-                try:
-                    (result,) = await loop.run_in_executor(self._executor, self._run, [item])
-                except Exception as error:
-                    if not item.future.done():
-                        item.future.set_exception(error)
-                else:
-                    if not item.future.done():
-                        item.future.set_result(result)
+                await self._answer(batch)
+            finally:
+                self._busy = False
+
+    async def _answer(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        if self.on_batch is not None:
+            self.on_batch(len(batch), [started - item.enqueued for item in batch])
+        try:
+            results = await loop.run_in_executor(self._executor, self._run, batch)
+        except Exception:  # one bad image must not fail its neighbours: retry one by one
+            results = None
+        self.batches_run += 1
+        if results is not None:
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
+            return
+        for item in batch:
+            try:
+                (result,) = await loop.run_in_executor(self._executor, self._run, [item])
+            except Exception as error:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            else:
+                if not item.future.done():
+                    item.future.set_result(result)
 
     def _run(self, batch: list[_Pending]) -> list[Detections]:
         return self.run_batch([item.image for item in batch], [item.options for item in batch])

@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any
 
@@ -37,6 +39,10 @@ _STATUS = (
     (NotImplementedError, HTTPStatus.NOT_IMPLEMENTED),
 )
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY  # as FastAPI's ORJSONResponse
+
+REQUESTS_IN_SERVER: ContextVar[Callable[[], int] | None] = ContextVar("requests_in_server", default=None)
+"""Set while a request is answered here: counts the HTTP requests the server has started and not yet
+finished (this one included), so a model can tell that a request is alone."""
 
 
 def inference_route(path: str) -> tuple[str, str] | None:
@@ -70,6 +76,7 @@ class InferenceFastPathMiddleware:
     def __init__(self, app: ASGIApp, server: Any) -> None:
         self.app = app
         self.server = server
+        self._tasks: set | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         is_post = scope["type"] == "http" and scope["method"] == "POST"
@@ -82,6 +89,7 @@ class InferenceFastPathMiddleware:
         if body is None:
             return  # the client went away
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        token = REQUESTS_IN_SERVER.set(self._requests_in_server)
         try:
             status, content, response_headers = await self._infer(route[0], route[1], model, body, headers)
         except Exception as error:  # every error becomes a JSON answer, as in KServe's handlers
@@ -92,6 +100,8 @@ class InferenceFastPathMiddleware:
             if status >= 500:
                 logger.error("inference failed", exc_info=error)
             content, response_headers = orjson.dumps({"error": message}), {"content-type": "application/json"}
+        finally:
+            REQUESTS_IN_SERVER.reset(token)
         await send(
             {
                 "type": "http.response.start",
@@ -103,6 +113,15 @@ class InferenceFastPathMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+    def _requests_in_server(self) -> int:
+        """Requests uvicorn has parsed and not answered: its task set gains a request as soon as the
+        request's headers are read, before the request's own code runs (KServe keeps the uvicorn
+        server private, hence the attribute walk; unknown means "not alone")."""
+        if self._tasks is None:
+            uvicorn_server = getattr(getattr(self.server, "_rest_server", None), "_server", None)
+            self._tasks = getattr(getattr(uvicorn_server, "server_state", None), "tasks", None)
+        return len(self._tasks) if self._tasks is not None else 1 << 30
 
     async def _infer(
         self, protocol: str, name: str, model: Any, body: bytes, headers: dict[str, str]

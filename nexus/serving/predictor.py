@@ -24,6 +24,7 @@ from nexus.errors import NexusError
 from nexus.inference.detector import Detector
 from nexus.serving.batching import DynamicBatcher
 from nexus.serving.config import PredictorConfig
+from nexus.serving.fast_path import REQUESTS_IN_SERVER
 from nexus.serving.metrics import BATCH_SIZE, PREDICTOR_REQUESTS, STAGE_SECONDS
 from nexus.serving.model_source import ModelSource
 from nexus.serving.protocol import (
@@ -153,6 +154,24 @@ class DetectionPredictor(kserve.Model):
         PREDICTOR_REQUESTS.labels(**self._labels, outcome="ok").inc()
         return response
 
+    def _alone(self, images: int) -> bool:
+        """One image, the only request in the server and an idle batcher: nothing can share its
+        batch, so it runs on the event loop like a plain KServe model, without two thread hand-offs.
+
+        Counted from uvicorn's parsed requests (``REQUESTS_IN_SERVER``), not from requests that
+        reached this model: while the loop runs one request inline, the requests arriving meanwhile
+        are parsed before any of them runs, so under load no request looks alone.
+        """
+        requests_in_server = REQUESTS_IN_SERVER.get()
+        return (
+            images == 1
+            and requests_in_server is not None
+            and self.gpu_pipeline is None
+            and self.batcher is not None
+            and self.batcher.idle
+            and requests_in_server() == 1
+        )
+
     def _decode(self, image: bytes | np.ndarray, index: int) -> Any:
         if isinstance(image, np.ndarray):
             return image
@@ -170,6 +189,13 @@ class DetectionPredictor(kserve.Model):
                 f"{self.config.max_images_per_request} per request"
             )
         start = time.perf_counter()
+        if self._alone(len(parsed.images)):
+            try:
+                parsed.images = [self._decode(parsed.images[0], 0)]
+            except NexusError as error:
+                raise InvalidInput(str(error)) from error
+            STAGE_SECONDS.labels(**self._labels, stage="decode").observe(time.perf_counter() - start)
+            return parsed
         if self.batcher is not None:
             self.batcher.expect(len(parsed.images))  # the batcher may wait for these while they decode
         try:
@@ -190,7 +216,11 @@ class DetectionPredictor(kserve.Model):
     async def predict(self, payload: ParsedRequest, headers: dict[str, str] | None = None) -> Any:
         assert self.batcher is not None
         try:
-            detections = await self.batcher.submit_many(payload.images, payload.options)
+            if self._alone(len(payload.images)):
+                self._observe_batch(1, [0.0])
+                detections = self._run_batch(payload.images, [payload.options])
+            else:
+                detections = await self.batcher.submit_many(payload.images, payload.options)
         except (NexusError, ValueError) as error:
             raise InvalidInput(str(error)) from error
         results = [

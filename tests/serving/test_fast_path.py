@@ -145,3 +145,50 @@ def test_errors_are_json_with_kserve_status_codes(app, path, kwargs, status, mes
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
     assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("requests_in_server", "inline"),
+    [
+        (lambda: 1, True),  # alone: decoded and run on the event loop, no batch
+        (lambda: 4, False),  # others are waiting: through the batcher
+        (None, False),  # not called through the fast path: through the batcher
+    ],
+)
+def test_a_lone_request_runs_inline(detect_onnx, jpegs, requests_in_server, inline):
+    from nexus.inference.detector import Detector
+    from nexus.serving.fast_path import REQUESTS_IN_SERVER
+    from nexus.serving.predictor import DetectionPredictor
+
+    predictor = DetectionPredictor(PredictorConfig(model_uri=str(detect_onnx), warmup=False))
+    predictor.load()
+
+    async def run() -> dict:
+        token = REQUESTS_IN_SERVER.set(requests_in_server)
+        try:
+            response, _ = await predictor({"instances": [b64(jpegs[3])], "parameters": LOW_CONF}, {})
+            return response
+        finally:
+            REQUESTS_IN_SERVER.reset(token)
+
+    try:
+        response = asyncio.run(run())
+        assert (predictor.batcher.batches_run == 0) is inline
+        expected = Detector.from_path(detect_onnx).predict(jpegs[3:4], conf=LOW_CONF["confidence"])[0]
+        got = response["predictions"][0]["detections"]
+        np.testing.assert_allclose([d["xyxy"] for d in got], expected.xyxy, atol=0.02)
+    finally:
+        predictor.stop()
+
+
+def test_requests_in_server_come_from_uvicorn(app):
+    """The count is uvicorn's set of started request tasks; unknown counts as busy."""
+    assert app._requests_in_server() > 1  # this fixture has no uvicorn server behind it
+    tasks = {object()}
+    uvicorn_server = SimpleNamespace(server_state=SimpleNamespace(tasks=tasks))
+    middleware = InferenceFastPathMiddleware(
+        fallback_app, server=SimpleNamespace(_rest_server=SimpleNamespace(_server=uvicorn_server))
+    )
+    assert middleware._requests_in_server() == 1
+    tasks.add(object())
+    assert middleware._requests_in_server() == 2

@@ -172,3 +172,22 @@ def test_ready_and_metrics_per_stage(predictor, jpegs):
     assert "nexus_predictor_batch_size_bucket" in metrics
     assert 'nexus_predictor_requests_total{model="nexus-detector",outcome="ok",version="v1"}' in metrics
     assert "uvicorn.access" not in predictor.log_path.read_text()  # per-request access logs are off
+
+
+def test_sequential_requests_run_inline_without_queueing(predictor, jpegs):
+    """Alone in the server, a request skips the batcher: its queue wait is recorded as exactly 0."""
+
+    def queue_wait() -> tuple[float, float]:
+        values = {}
+        for line in httpx.get(f"{predictor.url}/metrics").text.splitlines():
+            ours = line.startswith("nexus_predictor_stage_seconds_")
+            if ours and 'stage="queue_wait",version="v1"' in line:
+                values[line.split("{")[0].rsplit("_", 1)[1]] = float(line.split()[-1])
+        return values["count"], values["sum"]
+
+    count, total = queue_wait()
+    for jpeg in jpegs[:3]:
+        assert v1(predictor.url, [{"b64": b64(jpeg)}]).status_code == 200
+    after_count, after_total = queue_wait()
+    assert after_count == count + 3
+    assert after_total == total
