@@ -146,6 +146,7 @@ def test_predictor_loads_the_resolved_shards(detect_onnx, batching, expected):
     try:
         assert model.describe()["batch_shards"] == expected
         assert len(model.detector.backend._shard_sessions) == (expected if expected > 1 else 0)
+        assert model._decode_pool._max_workers == cpu_count()  # one decoding thread per core
     finally:
         model.stop()
 
