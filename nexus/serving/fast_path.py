@@ -91,7 +91,10 @@ class InferenceFastPathMiddleware:
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         token = REQUESTS_IN_SERVER.set(self._requests_in_server)
         try:
-            status, content, response_headers = await self._infer(route[0], route[1], model, body, headers)
+            content, response_headers = await answer_inference(
+                self.server.dataplane, route[0], route[1], model, body, headers
+            )
+            status = 200
         except Exception as error:  # every error becomes a JSON answer, as in KServe's handlers
             status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
             message = str(error)
@@ -123,28 +126,33 @@ class InferenceFastPathMiddleware:
             self._tasks = getattr(getattr(uvicorn_server, "server_state", None), "tasks", None)
         return len(self._tasks) if self._tasks is not None else 1 << 30
 
-    async def _infer(
-        self, protocol: str, name: str, model: Any, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, bytes, dict[str, str]]:
-        dataplane = self.server.dataplane
-        if protocol == "v2":
-            request: Any = decode_v2_body(body, headers.get("inference-header-content-length"), name)
-            attributes: dict = {}
-        else:
-            request, attributes = dataplane.decode(body=body, headers=headers)
-        result, response_headers = await model(request, headers=headers)
-        result, encode_headers = dataplane.encode(
-            model_name=name, response=result, headers=headers, req_attributes=attributes
-        )
-        response_headers = {k.lower(): v for k, v in {**response_headers, **encode_headers}.items()}
-        response_headers.pop("content-length", None)
-        if isinstance(result, bytes | str):
-            content = result.encode() if isinstance(result, str) else result
-            media_type = "application/octet-stream" if protocol == "v2" else "text/plain; charset=utf-8"
-            response_headers.setdefault("content-type", media_type)
-            return 200, content, response_headers
-        response_headers["content-type"] = "application/json"
-        return 200, orjson.dumps(result, option=_JSON_OPTIONS), response_headers
+
+async def answer_inference(
+    dataplane: Any, protocol: str, name: str, model: Any, body: bytes, headers: dict[str, str]
+) -> tuple[bytes, dict[str, str]]:
+    """Run one inference request through KServe's data plane: ``(response body, response headers)``.
+
+    v1 bodies go through ``dataplane.decode`` (JSON, CloudEvents); v2 bodies through
+    :func:`decode_v2_body` (binary tensors stay bytes). Errors propagate as KServe's exceptions.
+    """
+    if protocol == "v2":
+        request: Any = decode_v2_body(body, headers.get("inference-header-content-length"), name)
+        attributes: dict = {}
+    else:
+        request, attributes = dataplane.decode(body=body, headers=headers)
+    result, response_headers = await model(request, headers=headers)
+    result, encode_headers = dataplane.encode(
+        model_name=name, response=result, headers=headers, req_attributes=attributes
+    )
+    response_headers = {k.lower(): v for k, v in {**response_headers, **encode_headers}.items()}
+    response_headers.pop("content-length", None)
+    if isinstance(result, bytes | str):
+        content = result.encode() if isinstance(result, str) else result
+        media_type = "application/octet-stream" if protocol == "v2" else "text/plain; charset=utf-8"
+        response_headers.setdefault("content-type", media_type)
+        return content, response_headers
+    response_headers["content-type"] = "application/json"
+    return orjson.dumps(result, option=_JSON_OPTIONS), response_headers
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -11,13 +11,11 @@ from typing import Any
 
 import kserve
 import kserve.model_server as kserve_model_server
-import orjson
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from kserve.errors import ModelNotFound, ModelNotReady
 
-from nexus.serving.fast_path import InferenceFastPathMiddleware
-from nexus.serving.protocol import decode_v2_body
+from nexus.serving.fast_path import InferenceFastPathMiddleware, answer_inference
 
 
 def _bind_rest_server_to(host: str, timing_middleware: bool = True) -> None:
@@ -79,7 +77,6 @@ def _add_infer_route(server: kserve.ModelServer) -> None:
     Registered before KServe's own route; everything after decoding (``preprocess`` -> ``predict`` ->
     ``postprocess``, error handlers, response encoding) is KServe's data plane.
     """
-    dataplane = server.dataplane
 
     async def infer(model_name: str, request: Request) -> Response:
         model = server.registered_models.get_model(model_name)
@@ -87,20 +84,10 @@ def _add_infer_route(server: kserve.ModelServer) -> None:
             raise ModelNotFound(model_name)
         if not model.ready:
             raise ModelNotReady(model_name)
-        headers = dict(request.headers)
-        body = decode_v2_body(
-            await request.body(), headers.get("inference-header-content-length"), model_name
+        content, headers = await answer_inference(
+            server.dataplane, "v2", model_name, model, await request.body(), dict(request.headers)
         )
-        result, response_headers = await dataplane.infer(model_name=model_name, request=body, headers=headers)
-        result, encode_headers = dataplane.encode(
-            model_name=model_name, response=result, headers=headers, req_attributes={}
-        )
-        response_headers.update(encode_headers)
-        for name in ("content-length", "content-type"):
-            response_headers.pop(name, None)
-        if isinstance(result, bytes):
-            return Response(result, headers=response_headers, media_type="application/octet-stream")
-        return Response(orjson.dumps(result), headers=response_headers, media_type="application/json")
+        return Response(content, headers=headers)
 
     kserve_model_server.app.add_api_route(
         "/v2/models/{model_name}/infer", infer, methods=["POST"], include_in_schema=False
