@@ -26,7 +26,7 @@ from nexus.inference.detector import Detector
 from nexus.serving.batching import DynamicBatcher
 from nexus.serving.config import PredictorConfig
 from nexus.serving.fast_path import REQUESTS_IN_SERVER
-from nexus.serving.metrics import BATCH_SIZE, PREDICTOR_REQUESTS, STAGE_SECONDS
+from nexus.serving.metrics import PredictorMetrics
 from nexus.serving.model_source import ModelSource
 from nexus.serving.protocol import (
     ParsedRequest,
@@ -58,6 +58,7 @@ class DetectionPredictor(kserve.Model):
         # One decoding thread per core: more only contend with inference for the same cores.
         # (x1.1 throughput at concurrency 32 on 2 cores against asyncio's default pool of 6 threads)
         self._decode_pool = ThreadPoolExecutor(cpu_count(), thread_name_prefix="nexus-decode")
+        self.metrics = PredictorMetrics(self.name, config.version)
 
     # --- loading -------------------------------------------------------------------------------
     def load(self) -> bool:
@@ -85,13 +86,9 @@ class DetectionPredictor(kserve.Model):
         self.ready = True
         return self.ready
 
-    @property
-    def _labels(self) -> dict[str, str]:
-        return {"model": self.name, "version": self.config.version}
-
     def _observe_batch(self, size: int, waits: list[float]) -> None:
-        BATCH_SIZE.labels(**self._labels).observe(size)
-        histogram = STAGE_SECONDS.labels(**self._labels, stage="queue_wait")
+        self.metrics.batch_size.observe(size)
+        histogram = self.metrics.stage["queue_wait"]
         for wait in waits:
             histogram.observe(wait)
 
@@ -110,11 +107,9 @@ class DetectionPredictor(kserve.Model):
         after_infer = time.perf_counter()
         results = detector.postprocess(predictions, protos, geometries, options)
         if observe:
-            STAGE_SECONDS.labels(**self._labels, stage="preprocess").observe(after_pre - start)
-            STAGE_SECONDS.labels(**self._labels, stage="inference").observe(after_infer - after_pre)
-            STAGE_SECONDS.labels(**self._labels, stage="postprocess").observe(
-                time.perf_counter() - after_infer
-            )
+            self.metrics.stage["preprocess"].observe(after_pre - start)
+            self.metrics.stage["inference"].observe(after_infer - after_pre)
+            self.metrics.stage["postprocess"].observe(time.perf_counter() - after_infer)
         return results
 
     # --- metadata ------------------------------------------------------------------------------
@@ -150,12 +145,12 @@ class DetectionPredictor(kserve.Model):
         try:
             response = await super().__call__(body, headers, verb)
         except InvalidInput:
-            PREDICTOR_REQUESTS.labels(**self._labels, outcome="invalid").inc()
+            self.metrics.requests["invalid"].inc()
             raise
         except Exception:
-            PREDICTOR_REQUESTS.labels(**self._labels, outcome="error").inc()
+            self.metrics.requests["error"].inc()
             raise
-        PREDICTOR_REQUESTS.labels(**self._labels, outcome="ok").inc()
+        self.metrics.requests["ok"].inc()
         return response
 
     def _alone(self, images: int) -> bool:
@@ -198,7 +193,7 @@ class DetectionPredictor(kserve.Model):
                 parsed.images = [self._decode(parsed.images[0], 0)]
             except NexusError as error:
                 raise InvalidInput(str(error)) from error
-            STAGE_SECONDS.labels(**self._labels, stage="decode").observe(time.perf_counter() - start)
+            self.metrics.stage["decode"].observe(time.perf_counter() - start)
             return parsed
         if self.batcher is not None:
             self.batcher.expect(len(parsed.images))  # the batcher may wait for these while they decode
@@ -215,7 +210,7 @@ class DetectionPredictor(kserve.Model):
             if self.batcher is not None:
                 self.batcher.expect(-len(parsed.images))
             raise
-        STAGE_SECONDS.labels(**self._labels, stage="decode").observe(time.perf_counter() - start)
+        self.metrics.stage["decode"].observe(time.perf_counter() - start)
         return parsed
 
     async def predict(self, payload: ParsedRequest, headers: dict[str, str] | None = None) -> Any:

@@ -14,7 +14,6 @@ are scalars: send ``classes`` as ``"0,2"``).
 from __future__ import annotations
 
 import binascii
-import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +21,15 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pybase64
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import (
+    InferInput,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    to_http_parameters,
+)
 
 from nexus.detections import Detections
 from nexus.inference.metadata import ModelMetadata
@@ -83,8 +89,8 @@ def _b64(value: Any, where: str) -> bytes:
     if not isinstance(value, str):
         raise InvalidInput(f"{where}: expected a base64 string, got {type(value).__name__}")
     try:
-        # strict a2b_base64 refuses what b64decode(validate=True) refuses, without its regex pass
-        return binascii.a2b_base64(value, strict_mode=True)
+        # SIMD decoding (x50 binascii on an 80-kB image), refusing what b64decode(validate=True) refuses
+        return pybase64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as error:
         raise InvalidInput(f"{where}: not valid base64 ({error})") from error
 
@@ -249,6 +255,37 @@ def build_v1_response(results: list[dict[str, Any]], version: str) -> dict[str, 
     return {"predictions": results, "model_version": version}
 
 
+class JsonInferResponse(InferResponse):
+    """An ``InferResponse`` whose REST form (JSON ``data`` lists) is built with ``tolist()``.
+
+    KServe's ``to_rest`` converts every output through ``set_data_from_numpy``, one ``.item()`` call
+    per number and one ``np.nditer`` step per string: a tenth of a millisecond per response, the
+    largest share of what the server adds to a request. The document is the same; responses that ask
+    for binary outputs go through KServe's own path.
+    """
+
+    def to_rest(self) -> tuple[dict | bytes, int | None]:
+        if self._use_binary_outputs or self._requested_outputs:
+            return super().to_rest()
+        outputs = []
+        for output in self.outputs:
+            entry: dict[str, Any] = {"name": output.name, "shape": output.shape, "datatype": output.datatype}
+            if output.parameters:
+                entry["parameters"] = to_http_parameters(output.parameters)
+            data = output.data
+            entry["data"] = data.reshape(-1).tolist() if isinstance(data, np.ndarray) else data
+            outputs.append(entry)
+        document: dict[str, Any] = {
+            "id": self.id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "outputs": outputs,
+        }
+        if self.parameters:
+            document["parameters"] = to_http_parameters(self.parameters)
+        return document, None
+
+
 def build_v2_response(
     model_name: str, request_id: str | None, results: list[dict[str, Any]], version: str
 ) -> InferResponse:
@@ -260,7 +297,7 @@ def build_v2_response(
             scores.append(record["confidence"])
             class_ids.append(record["class_id"])
             image_index.append(index)
-    documents = np.array([json.dumps(result) for result in results], dtype=object)
+    documents = np.array([orjson.dumps(result).decode() for result in results], dtype=object)
     outputs = [
         InferOutput("detections", [len(results)], "BYTES", documents),
         InferOutput("boxes", [len(boxes), 4], "FP32", np.asarray(boxes, np.float32).reshape(-1, 4)),
@@ -268,7 +305,7 @@ def build_v2_response(
         InferOutput("class_ids", [len(class_ids)], "INT64", np.asarray(class_ids, np.int64)),
         InferOutput("image_index", [len(image_index)], "INT32", np.asarray(image_index, np.int32)),
     ]
-    return InferResponse(
+    return JsonInferResponse(
         response_id=request_id or "",
         model_name=model_name,
         infer_outputs=outputs,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferResponse
 
-from nexus.serving.protocol import parse_v1
+from nexus.detections import Detections
+from nexus.serving.protocol import JsonInferResponse, build_v2_response, image_result, parse_v1
 
 
 @pytest.mark.parametrize(
@@ -17,6 +22,9 @@ from nexus.serving.protocol import parse_v1
         ("YWJjZA==YQ", None),  # data after the padding
         ("YW Jj", None),  # whitespace inside
         ("YWJjZ", None),  # a truncated quantum
+        ("YWJjZA=", None),  # short padding
+        ("YQ==YQ==", None),  # two padded quanta
+        ("YWJj\n", None),  # a line break
         ("é", None),  # not ASCII
         (12, None),  # not a string
     ],
@@ -27,3 +35,49 @@ def test_v1_base64_is_decoded_strictly(b64, expected):
             parse_v1({"instances": [{"b64": b64}]})
     else:
         assert parse_v1({"instances": [{"b64": b64}]}).images == [expected]
+
+
+def _detections(count: int, seed: int) -> Detections:
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 300, (count, 2)).astype(np.float32)
+    return Detections(
+        xyxy=np.concatenate([corners, corners + rng.uniform(1, 50, (count, 2)).astype(np.float32)], axis=1),
+        confidence=rng.uniform(0, 1, count).astype(np.float32),
+        class_id=rng.integers(0, 3, count),
+        data={"class_name": np.array([f"class-{i}" for i in rng.integers(0, 3, count)])},
+    )
+
+
+@pytest.mark.parametrize(
+    ("counts", "request_id", "version"),
+    [
+        ([3, 0, 5], "req-1", "v7"),
+        ([0], None, "v1"),
+        ([1], "", "canary"),
+        ([40, 2], "x", "v2"),
+    ],
+)
+def test_v2_response_json_matches_kserve(counts, request_id, version):
+    results = [image_result(_detections(n, seed), (480, 640)) for seed, n in enumerate(counts)]
+    response = build_v2_response("nexus-detector", request_id, results, version)
+    assert isinstance(response, JsonInferResponse)
+    plain = InferResponse(
+        response_id=response.id,
+        model_name=response.model_name,
+        infer_outputs=response.outputs,
+        model_version=response.model_version,
+    )
+    ours, ours_length = response.to_rest()
+    expected, expected_length = plain.to_rest()
+    assert (ours, ours_length) == (expected, expected_length)
+    documents = [json.loads(text) for text in ours["outputs"][0]["data"]]
+    assert [document["num_detections"] for document in documents] == counts
+    assert documents == json.loads(json.dumps(results))
+
+
+def test_v2_response_asking_for_binary_outputs_goes_through_kserve():
+    results = [image_result(_detections(2, 0), (64, 64))]
+    response = build_v2_response("m", "r", results, "v1")
+    response._use_binary_outputs = True
+    body, json_length = response.to_rest()
+    assert isinstance(body, bytes) and json_length is not None and json_length < len(body)
