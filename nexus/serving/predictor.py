@@ -9,6 +9,8 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,8 @@ from typing import Any
 import kserve
 import numpy as np
 from kserve.errors import InvalidInput
+from kserve.logging import trace_logger
+from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
 from kserve.protocol.infer_type import InferRequest
 
 from nexus.cpu import cpu_count
@@ -143,7 +147,10 @@ class DetectionPredictor(kserve.Model):
     # --- request path --------------------------------------------------------------------------
     async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
         try:
-            response = await super().__call__(body, headers, verb)
+            if verb == kserve.model.InferenceVerb.PREDICT and not self.required_response_headers:
+                response = await self._predict_call(body, headers)
+            else:
+                response = await super().__call__(body, headers, verb)
         except InvalidInput:
             self.metrics.requests["invalid"].inc()
             raise
@@ -152,6 +159,42 @@ class DetectionPredictor(kserve.Model):
             raise
         self.metrics.requests["ok"].inc()
         return response
+
+    async def _predict_call(self, body: Any, headers: dict[str, str] | None) -> tuple[Any, dict[str, str]]:
+        """``kserve.Model.__call__`` for the predict verb, step for step (preprocess -> validate ->
+        predict -> postprocess, KServe's three latency histograms, its latency log line) with the
+        histograms bound once: KServe's own builds their labels and checks each handler for a
+        coroutine on every request, a tenth of what the server adds to an image's time."""
+        histograms = self._kserve_histograms
+        start = time.perf_counter()
+        payload = await _resolved(self.preprocess(body, headers))
+        preprocessed = time.perf_counter()
+        histograms[0].observe(preprocessed - start)
+        payload = self.validate(payload)
+        predict_start = time.perf_counter()
+        response = await _resolved(self.predict(payload, headers))
+        predicted = time.perf_counter()
+        histograms[1].observe(predicted - predict_start)
+        response = await _resolved(self.postprocess(response, headers))
+        finished = time.perf_counter()
+        histograms[2].observe(finished - predicted)
+        if self.enable_latency_logging:
+            request_id = headers.get("x-request-id", "N.A.") if headers else "N.A."
+            trace_logger.info(
+                f"requestId: {request_id}, preprocess_ms: {1000 * (preprocessed - start):.6f}, "
+                f"explain_ms: 0, predict_ms: {1000 * (predicted - predict_start):.6f}, "
+                f"postprocess_ms: {1000 * (finished - predicted):.6f}"
+            )
+        return response, {}
+
+    @functools.cached_property
+    def _kserve_histograms(self) -> tuple[Any, Any, Any]:
+        labels = get_labels(self.name)
+        return (
+            PRE_HIST_TIME.labels(**labels),
+            PREDICT_HIST_TIME.labels(**labels),
+            POST_HIST_TIME.labels(**labels),
+        )
 
     def _alone(self, images: int) -> bool:
         """One image, the only request in the server and an idle batcher: nothing can share its
@@ -235,3 +278,8 @@ class DetectionPredictor(kserve.Model):
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         if self.batcher is not None:
             self.batcher.close()
+
+
+async def _resolved(value: Any) -> Any:
+    """A handler's result, awaited when the handler is a coroutine (subclasses may define either)."""
+    return await value if inspect.isawaitable(value) else value

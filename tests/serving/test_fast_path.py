@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from types import SimpleNamespace
 
 import httpx
@@ -192,3 +193,35 @@ def test_requests_in_server_come_from_uvicorn(app):
     assert middleware._requests_in_server() == 1
     tasks.add(object())
     assert middleware._requests_in_server() == 2
+
+
+def test_latency_log_line_when_kserve_latency_logging_is_on(app, jpegs):
+    """The predictor's own predict call writes KServe's per-request latency line when asked."""
+    from kserve.logging import trace_logger
+
+    model = app.server.registered_models.get_model(MODEL_NAME)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    trace_logger.addHandler(handler)
+    level = trace_logger.level
+    trace_logger.setLevel(logging.INFO)
+    try:
+        response = call(
+            app, "POST", f"/v1/models/{MODEL_NAME}:predict", json={"instances": [{"b64": b64(jpegs[0])}]}
+        )
+        assert response.status_code == 200
+        assert records == []  # off by default
+        model.enable_latency_logging = True
+        response = call(
+            app, "POST", f"/v1/models/{MODEL_NAME}:predict", json={"instances": [{"b64": b64(jpegs[0])}]}
+        )
+    finally:
+        model.enable_latency_logging = False
+        trace_logger.removeHandler(handler)
+        trace_logger.setLevel(level)
+    assert response.status_code == 200
+    (record,) = records
+    message = record.getMessage()
+    assert all(f"{step}_ms: " in message for step in ("preprocess", "predict", "postprocess"))
+    assert float(message.split("predict_ms: ")[1].split(",")[0]) > 0

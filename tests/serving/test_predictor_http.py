@@ -159,18 +159,38 @@ def test_segmentation_returns_rle_masks(segment_predictor, jpegs):
     assert meta["parameters"]["task"] == "segment"
 
 
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of the Prometheus text ``text`` (0 when the series is absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{key}="{value}"' in line for key, value in labels.items()):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_ready_and_metrics_per_stage(predictor, jpegs):
     assert httpx.get(f"{predictor.url}/v2/health/ready").json()["ready"] is True
     assert httpx.get(f"{predictor.url}/v2/models/{MODEL_NAME}/ready").status_code == 200
-    v1(predictor.url, [{"b64": b64(jpegs[0])}])
-    metrics = httpx.get(f"{predictor.url}/metrics").text
-    for stage in ("decode", "queue_wait", "preprocess", "inference", "postprocess"):
-        assert (
-            f'nexus_predictor_stage_seconds_count{{model="{MODEL_NAME}",stage="{stage}",version="v1"}}'
-            in metrics
-        )
-    assert "nexus_predictor_batch_size_bucket" in metrics
-    assert 'nexus_predictor_requests_total{model="nexus-detector",outcome="ok",version="v1"}' in metrics
+    series = [
+        *(
+            ("nexus_predictor_stage_seconds_count", {"model": MODEL_NAME, "stage": stage, "version": "v1"})
+            for stage in ("decode", "queue_wait", "preprocess", "inference", "postprocess")
+        ),
+        ("nexus_predictor_batch_size_count", {"model": MODEL_NAME, "version": "v1"}),
+        ("nexus_predictor_requests_total", {"model": MODEL_NAME, "outcome": "ok", "version": "v1"}),
+        # KServe's own per-handler latencies, which the predictor records as kserve.Model does
+        *(
+            (f"request_{step}_seconds_count", {"model_name": MODEL_NAME})
+            for step in ("preprocess", "predict", "postprocess")
+        ),
+    ]
+    before = httpx.get(f"{predictor.url}/metrics").text
+    assert v1(predictor.url, [{"b64": b64(jpegs[0])}]).status_code == 200
+    after = httpx.get(f"{predictor.url}/metrics").text
+    for name, labels in series:
+        assert _metric(after, name, **labels) == _metric(before, name, **labels) + 1, (name, labels)
+    assert _metric(after, "request_predict_seconds_sum", model_name=MODEL_NAME) > _metric(
+        before, "request_predict_seconds_sum", model_name=MODEL_NAME
+    )
     assert "uvicorn.access" not in predictor.log_path.read_text()  # per-request access logs are off
 
 
