@@ -27,8 +27,14 @@ def _probe(data: bytes) -> tuple[tuple[int, int] | None, bool]:
 
     try:
         with Image.open(io.BytesIO(data)) as image:
-            upright = image.format == "JPEG" and image.mode in ("RGB", "L")
-            return image.size, upright and image.getexif().get(_EXIF_ORIENTATION, 1) == 1
+            size = image.size
+            if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+                return size, False
+            try:
+                orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+            except Exception:  # unreadable EXIF: OpenCV decodes it as it always did
+                return size, False
+            return size, orientation == 1
     except Exception:
         return None, False
 

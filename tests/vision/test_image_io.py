@@ -122,3 +122,20 @@ def test_truncated_jpeg_is_refused(cut):
     data = cv2.imencode(".jpg", _photo((120, 160, 3)))[1].tobytes()
     with pytest.raises(ImageDecodeError, match="not a decodable image"):
         decode_image_bytes(data[: int(len(data) * cut)], name="cut.jpg")
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.parametrize(
+    "exif", [b"Exif\x00\x00not a TIFF header", b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\x00\x05\xff"]
+)
+def test_jpeg_with_corrupt_exif_decodes_like_opencv(exif):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(_photo((40, 60, 3))).save(buffer, "JPEG", exif=exif)
+    data = buffer.getvalue()
+    assert np.array_equal(
+        decode_image_bytes(data), cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    )
+    with pytest.raises(ImageDecodeError, match="exceeds the limit"):
+        decode_image_bytes(data, max_pixels=100)  # the header's size is still read
