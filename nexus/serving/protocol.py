@@ -30,6 +30,7 @@ from kserve.protocol.infer_type import (
     InferResponse,
     to_http_parameters,
 )
+from kserve.utils.numpy_codec import to_np_dtype
 
 from nexus.detections import Detections
 from nexus.inference.metadata import ModelMetadata
@@ -189,6 +190,40 @@ def decode_v2_body(body: bytes, header_length: str | None, model_name: str) -> I
         infer_inputs=inputs,
         request_id=document.get("id"),
         parameters=parameters,
+    )
+
+
+def decode_v2_response(body: bytes, header_length: str | None, model_name: str) -> InferResponse:
+    """Build an ``InferResponse`` from a REST v2 answer, JSON or with binary outputs (numeric only).
+
+    Raises:
+        ValueError: a body that is not a v2 response, or binary sizes that do not add up.
+    """
+    length = len(body) if header_length is None else int(header_length)
+    if not 0 <= length <= len(body):
+        raise ValueError(f"Inference-Header-Content-Length {length} does not fit a body of {len(body)} bytes")
+    document, rest = orjson.loads(body[:length]), memoryview(body)[length:]
+    if not isinstance(document, dict) or not isinstance(document.get("outputs"), list):
+        raise ValueError('a v2 response needs "outputs": a list of tensors')
+    outputs, offset = [], 0
+    for item in document["outputs"]:
+        shape, datatype = [int(d) for d in item["shape"]], str(item["datatype"]).upper()
+        size = (item.get("parameters") or {}).get("binary_data_size")
+        if size is None:
+            data = np.asarray(item["data"], dtype=to_np_dtype(datatype)).reshape(shape)
+        else:
+            if offset + int(size) > len(rest):
+                raise ValueError(f"output {item['name']!r}: binary_data_size {size} exceeds the body")
+            data = np.frombuffer(rest[offset : offset + int(size)], dtype=to_np_dtype(datatype)).reshape(
+                shape
+            )
+            offset += int(size)
+        outputs.append(InferOutput(item["name"], shape, datatype, data))
+    return InferResponse(
+        response_id=document.get("id") or "",
+        model_name=document.get("model_name") or model_name,
+        infer_outputs=outputs,
+        model_version=document.get("model_version"),
     )
 
 

@@ -7,10 +7,16 @@ import json
 import numpy as np
 import pytest
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferResponse
+from kserve.protocol.infer_type import InferOutput, InferResponse
 
 from nexus.detections import Detections
-from nexus.serving.protocol import JsonInferResponse, build_v2_response, image_result, parse_v1
+from nexus.serving.protocol import (
+    JsonInferResponse,
+    build_v2_response,
+    decode_v2_response,
+    image_result,
+    parse_v1,
+)
 
 
 @pytest.mark.parametrize(
@@ -81,3 +87,49 @@ def test_v2_response_asking_for_binary_outputs_goes_through_kserve():
     response._use_binary_outputs = True
     body, json_length = response.to_rest()
     assert isinstance(body, bytes) and json_length is not None and json_length < len(body)
+
+
+def _tensor_response(binary: bool) -> JsonInferResponse:
+    rng = np.random.default_rng(3)
+    outputs = [
+        InferOutput("predictions", [2, 7, 5], "FP32", rng.random((2, 7, 5), dtype=np.float32)),
+        InferOutput("protos", [2, 4, 3, 3], "FP32", rng.random((2, 4, 3, 3), dtype=np.float32)),
+        InferOutput("ids", [3], "INT64", np.array([4, -1, 9], np.int64)),
+    ]
+    return JsonInferResponse(
+        response_id="r9", model_name="m", infer_outputs=outputs, model_version="v3", use_binary_outputs=binary
+    )
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary outputs", "JSON outputs"])
+def test_v2_response_round_trip(binary):
+    expected = _tensor_response(binary)
+    arrays = {output.name: output.data.copy() for output in expected.outputs}
+    body, json_length = expected.to_rest()
+    if binary:
+        assert isinstance(body, bytes) and json_length is not None
+    else:
+        body, json_length = json.dumps(body).encode(), None
+    decoded = decode_v2_response(body, None if json_length is None else str(json_length), "m")
+    assert (decoded.id, decoded.model_name, decoded.model_version) == ("r9", "m", "v3")
+    for output in decoded.outputs:
+        assert output.data.dtype == arrays[output.name].dtype
+        np.testing.assert_array_equal(output.data, arrays[output.name])
+
+
+_OVERRUN_HEADER = json.dumps(
+    {"outputs": [{"name": "a", "shape": [4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "header_length", "message"),
+    [
+        (_OVERRUN_HEADER + bytes(8), str(len(_OVERRUN_HEADER)), "exceeds the body"),
+        (b'{"id": "x"}', None, "outputs"),
+        (b"{}", "99", "does not fit"),
+    ],
+)
+def test_v2_response_that_does_not_add_up_is_refused(body, header_length, message):
+    with pytest.raises(ValueError, match=message):
+        decode_v2_response(body, header_length, "m")

@@ -1,12 +1,30 @@
-"""Split deployment: transformer (decode, letterbox, NMS) -> tensor predictor over v2 JSON tensors."""
+"""Split deployment: transformer (decode, letterbox, NMS) -> tensor predictor over v2 binary tensors."""
 
 from __future__ import annotations
 
-import httpx
-import pytest
-from serving_client import LOW_CONF, MODEL_NAME, b64, boxes_of, bytes_tensor, v1, v2_binary, v2_detections
+import asyncio
 
-from nexus.serving.launcher import PredictorProcess
+import httpx
+import numpy as np
+import pytest
+from kserve.errors import InferenceError
+from kserve.protocol.infer_type import InferInput, InferRequest
+from serving_client import (
+    LOW_CONF,
+    MODEL_NAME,
+    b64,
+    boxes_of,
+    bytes_tensor,
+    v1,
+    v2_binary,
+    v2_detections,
+    v2_json,
+)
+
+from nexus.inference.detector import Detector
+from nexus.serving.launcher import PredictorProcess, free_port
+from nexus.serving.protocol import decode_v2_response
+from nexus.serving.transformer import DetectionTransformer
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +74,33 @@ def test_transformer_rejects_bad_images_and_the_predictor_bad_tensors(split):
     assert response.status_code == 400 and "[N,3,H,W]" in response.json()["error"]
     meta = httpx.get(f"{tensor_predictor.url}/v2/models/{MODEL_NAME}").json()
     assert meta["parameters"]["task"] == "detect" and meta["inputs"][0]["datatype"] == "FP32"
+
+
+def test_tensor_predictor_answers_binary_outputs_equal_to_json(split, detect_onnx):
+    """What the transformer asks for: a binary FP32 tensor in, binary outputs back (the same numbers)."""
+    _, tensor_predictor = split
+    batch = np.random.default_rng(0).random((2, 3, 64, 96), dtype=np.float32)
+    tensor = {"name": "input", "shape": list(batch.shape), "datatype": "FP32"}
+    binary = v2_binary(tensor_predictor.url, tensor, batch.tobytes(), {"binary_data_output": True})
+    assert binary.status_code == 200, binary.text
+    assert binary.headers["content-type"] == "application/octet-stream"
+    answer = decode_v2_response(binary.content, binary.headers["inference-header-content-length"], MODEL_NAME)
+    as_json = v2_json(tensor_predictor.url, [dict(tensor, data=batch.ravel().tolist())])
+    assert as_json.status_code == 200 and "inference-header-content-length" not in as_json.headers
+    expected = decode_v2_response(as_json.content, None, MODEL_NAME)
+    assert [o.name for o in answer.outputs] == [o.name for o in expected.outputs] == ["predictions"]
+    assert answer.outputs[0].data.shape == (2, *expected.outputs[0].data.shape[1:])
+    np.testing.assert_array_equal(answer.outputs[0].data, expected.outputs[0].data)
+    direct, _ = Detector.from_path(detect_onnx).backend.infer(batch)
+    np.testing.assert_allclose(answer.outputs[0].data, direct, rtol=1e-5, atol=1e-5)
+
+
+def test_transformer_reports_an_unreachable_predictor_and_forgets_the_request():
+    transformer = DetectionTransformer(MODEL_NAME, f"127.0.0.1:{free_port()}")
+    tensor = InferInput("input", [1, 3, 8, 8], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 3, 8, 8), np.float32), binary_data=True)
+    request = InferRequest(model_name=MODEL_NAME, infer_inputs=[tensor], request_id="r1")
+    transformer._pending["r1"] = ("geometries", "options", "v1", None, [(8, 8)])
+    with pytest.raises(InferenceError, match="did not answer"):
+        asyncio.run(transformer.predict(request))
+    assert transformer._pending == {}
