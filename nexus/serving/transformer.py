@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ import orjson
 from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 
+from nexus.cpu import cpu_count
 from nexus.errors import NexusError
 from nexus.inference.detector import Detector
 from nexus.inference.metadata import ModelMetadata
@@ -165,16 +167,24 @@ class DetectionTransformer(kserve.Model):
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> InferRequest:
         assert self.detector is not None
         parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
-        try:
+        detector = self.detector
+
+        def decode_and_letterbox() -> tuple[list[np.ndarray], np.ndarray, list]:
             images = [
                 image
                 if isinstance(image, np.ndarray)
                 else decode_image_bytes(image, f"image {i}", MAX_IMAGE_PIXELS)
                 for i, image in enumerate(parsed.images)
             ]
+            return images, *detector.preprocess(images, self.imgsz)
+
+        try:
+            # off the event loop: concurrent requests decode on all cores while others wait on the predictor
+            images, batch, geometries = await asyncio.get_running_loop().run_in_executor(
+                self._pool, decode_and_letterbox
+            )
         except NexusError as error:
             raise InvalidInput(str(error)) from error
-        batch, geometries = self.detector.preprocess(images, self.imgsz)
         request_id = uuid.uuid4().hex
         shapes = [image.shape[:2] for image in images]
         self._pending[request_id] = (geometries, parsed.options, parsed.protocol, parsed.request_id, shapes)
@@ -229,6 +239,10 @@ class DetectionTransformer(kserve.Model):
         except Exception:
             self._pending.pop(payload.id, None)  # postprocess will never see this request
             raise
+
+    @functools.cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(cpu_count(), thread_name_prefix="nexus-transform")
 
     @functools.cached_property
     def _client(self) -> httpx.AsyncClient:

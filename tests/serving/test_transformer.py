@@ -104,3 +104,21 @@ def test_transformer_reports_an_unreachable_predictor_and_forgets_the_request():
     with pytest.raises(InferenceError, match="did not answer"):
         asyncio.run(transformer.predict(request))
     assert transformer._pending == {}
+
+
+def test_concurrent_requests_through_the_transformer_get_their_own_answers(split, jpegs):
+    """Requests decode in parallel and wait on the predictor together; none gets another's boxes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    transformer, _ = split
+    images = jpegs[:6]
+    alone = [
+        boxes_of(v1(transformer.url, [{"b64": b64(jpeg)}], LOW_CONF).json()["predictions"][0])
+        for jpeg in images
+    ]
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(
+            pool.map(lambda jpeg: v1(transformer.url, [{"b64": b64(jpeg)}], LOW_CONF), images * 2)
+        )
+    assert all(response.status_code == 200 for response in responses)
+    assert [boxes_of(r.json()["predictions"][0]) for r in responses] == alone * 2
