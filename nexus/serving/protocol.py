@@ -51,6 +51,11 @@ class ParsedRequest:
     request_id: str | None = None
 
 
+def wants_binary_outputs(request: InferRequest) -> bool:
+    """Whether a v2 request asks for every output as binary data (``"binary_data_output": true``)."""
+    return _plain((request.parameters or {}).get("binary_data_output")) is True
+
+
 def _plain(value: Any) -> Any:
     """Unwrap gRPC ``InferParameter`` messages into plain Python values."""
     if hasattr(value, "WhichOneof"):

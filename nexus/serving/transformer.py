@@ -42,6 +42,7 @@ from nexus.serving.protocol import (
     model_io_spec,
     parse_v1,
     parse_v2,
+    wants_binary_outputs,
 )
 from nexus.vision.image_io import MAX_IMAGE_PIXELS, decode_image_bytes
 
@@ -120,7 +121,7 @@ class TensorPredictor(kserve.Model):
             model_name=self.name,
             infer_outputs=outputs,
             model_version=self.version,
-            use_binary_outputs=bool((payload.parameters or {}).get("binary_data_output", False)),
+            use_binary_outputs=wants_binary_outputs(payload),
         )
 
 

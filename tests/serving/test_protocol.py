@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferOutput, InferResponse
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from nexus.detections import Detections
 from nexus.serving.protocol import (
@@ -16,6 +16,7 @@ from nexus.serving.protocol import (
     decode_v2_response,
     image_result,
     parse_v1,
+    wants_binary_outputs,
 )
 
 
@@ -133,3 +134,17 @@ _OVERRUN_HEADER = json.dumps(
 def test_v2_response_that_does_not_add_up_is_refused(body, header_length, message):
     with pytest.raises(ValueError, match=message):
         decode_v2_response(body, header_length, "m")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        (None, False),
+        ({}, False),
+        ({"binary_data_output": True}, True),
+        ({"binary_data_output": "false"}, False),
+    ],
+)
+def test_binary_outputs_are_asked_for_with_a_true_boolean(parameters, expected):
+    request = InferRequest(model_name="m", infer_inputs=[], parameters=parameters)
+    assert wants_binary_outputs(request) is expected
