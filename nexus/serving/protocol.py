@@ -305,15 +305,23 @@ class JsonInferResponse(InferResponse):
     """
 
     def to_rest(self) -> tuple[dict | bytes, int | None]:
-        if self._use_binary_outputs or self._requested_outputs:
-            return super().to_rest()
+        if (
+            self._use_binary_outputs
+            or self._requested_outputs
+            or any(output.datatype == "FP16" or output._raw_data is not None for output in self.outputs)
+        ):
+            return super().to_rest()  # binary outputs, and KServe's refusal of FP16 in JSON
         outputs = []
         for output in self.outputs:
             entry: dict[str, Any] = {"name": output.name, "shape": output.shape, "datatype": output.datatype}
             if output.parameters:
                 entry["parameters"] = to_http_parameters(output.parameters)
             data = output.data
-            entry["data"] = data.reshape(-1).tolist() if isinstance(data, np.ndarray) else data
+            if isinstance(data, np.ndarray):
+                data = data.reshape(-1).tolist()
+            if output.datatype == "BYTES":  # JSON strings, as KServe writes them
+                data = [item.decode("utf-8") if isinstance(item, bytes) else str(item) for item in data]
+            entry["data"] = data
             outputs.append(entry)
         document: dict[str, Any] = {
             "id": self.id,

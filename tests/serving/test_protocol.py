@@ -82,6 +82,28 @@ def test_v2_response_json_matches_kserve(counts, request_id, version):
     assert documents == json.loads(json.dumps(results))
 
 
+@pytest.mark.parametrize(
+    "output",
+    [
+        InferOutput("names", [3], "BYTES", np.array([b"a", "b", "\u00e9"], dtype=object)),
+        InferOutput("grid", [2, 2, 2], "INT32", np.arange(8, dtype=np.int32).reshape(2, 2, 2)),
+        InferOutput("flags", [2], "BOOL", np.array([True, False])),
+        InferOutput("listed", [2], "FP32", [0.5, 1.5]),
+    ],
+    ids=["bytes and str", "3-d int", "bool", "list data"],
+)
+def test_json_outputs_of_other_kinds_match_kserve(output):
+    ours = JsonInferResponse(response_id="i", model_name="m", infer_outputs=[output]).to_rest()
+    kserves = InferResponse(response_id="i", model_name="m", infer_outputs=[output]).to_rest()
+    assert ours == kserves
+
+
+def test_fp16_outputs_in_json_are_refused_as_kserve_does():
+    output = InferOutput("half", [2], "FP16", np.array([1, 2], np.float16))
+    with pytest.raises(InvalidInput, match="FP16"):
+        JsonInferResponse(response_id="i", model_name="m", infer_outputs=[output]).to_rest()
+
+
 def test_v2_response_asking_for_binary_outputs_goes_through_kserve():
     results = [image_result(_detections(2, 0), (64, 64))]
     response = build_v2_response("m", "r", results, "v1")
