@@ -86,14 +86,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve_split(args) -> int:
     from nexus.errors import NexusError
-    from nexus.serving.config import DEFAULT_MODEL_NAME
+    from nexus.serving.config import DEFAULT_MODEL_NAME, BatchingConfig
     from nexus.serving.server import serve
     from nexus.serving.transformer import DetectionTransformer, TensorPredictor
 
     name = args.name or DEFAULT_MODEL_NAME
     try:
         if args.mode == "tensor-predictor":
-            model = TensorPredictor(name, args.model, device=args.device, version=args.version_label)
+            model = TensorPredictor(
+                name,
+                args.model,
+                device=args.device,
+                version=args.version_label,
+                batching=BatchingConfig(max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms),
+            )
             model.load()
             serve([model], port=args.port, host=args.host, access_logs=args.access_logs)
             return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,6 +33,8 @@ from nexus.cpu import cpu_count
 from nexus.errors import NexusError
 from nexus.inference.detector import Detector
 from nexus.inference.metadata import ModelMetadata
+from nexus.serving.batching import DynamicBatcher
+from nexus.serving.config import BatchingConfig
 from nexus.serving.model_source import ModelSource
 from nexus.serving.protocol import (
     JsonInferResponse,
@@ -61,19 +64,53 @@ class _MetadataOnlyBackend:
 
 
 class TensorPredictor(kserve.Model):
-    """Runs the model on letterboxed ``FP32 [N,3,H,W]`` tensors; answers raw head outputs."""
+    """Runs the model on letterboxed ``FP32 [N,3,H,W]`` tensors; answers raw head outputs.
 
-    def __init__(self, name: str, model_uri: str, device: str = "cpu", version: str = "v1") -> None:
+    Concurrent requests are batched: every image of a request joins the predictor's queue, and each
+    forward pass takes what waits there (up to ``max_batch_size``; images of one input size run
+    together), so a busy GPU sees large batches while a lone request runs at once.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model_uri: str,
+        device: str = "cpu",
+        version: str = "v1",
+        batching: BatchingConfig | None = None,
+    ) -> None:
         super().__init__(name)
         self.model_uri, self.device, self.version = model_uri, device, version
+        self.batching = batching or BatchingConfig()
         self.detector: Detector | None = None
+        self.batcher: DynamicBatcher | None = None
 
     def load(self) -> bool:
         self.detector = Detector.from_path(
             ModelSource.parse(self.model_uri).resolve(device=self.device), self.device
         )
+        self.batcher = DynamicBatcher(self._run_images, self.batching)
         self.ready = True
         return True
+
+    def _run_images(self, images: Sequence[np.ndarray], _options: Sequence[Any]) -> list[tuple]:
+        """One forward pass per input size over ``(3, H, W)`` images: ``(predictions, protos)`` each."""
+        assert self.detector is not None
+        backend = self.detector.backend
+        results: list[tuple] = [()] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(index)
+        for indices in by_shape.values():
+            batch = np.stack([images[index] for index in indices]).astype(backend.input_dtype, copy=False)
+            predictions, protos = backend.infer(batch)
+            for row, index in enumerate(indices):
+                results[index] = (predictions[row], None if protos is None else protos[row])
+        return results
+
+    def stop(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
 
     def describe(self) -> dict[str, Any]:
         assert self.detector is not None
@@ -107,10 +144,18 @@ class TensorPredictor(kserve.Model):
             batch = tensor.as_numpy()
         except (ValueError, TypeError) as error:
             raise InvalidInput(f"input {tensor.name!r}: data does not match its shape: {error}") from error
-        if batch.ndim != 4 or batch.shape[1] != 3:
+        if batch.ndim != 4 or batch.shape[1] != 3 or 0 in batch.shape:
             raise InvalidInput(f"input {tensor.name!r}: expected shape [N,3,H,W], got {list(batch.shape)}")
-        backend = self.detector.backend
-        predictions, protos = await asyncio.to_thread(backend.infer, batch.astype(backend.input_dtype))
+        stride = self.detector.metadata.stride
+        if batch.shape[2] % stride or batch.shape[3] % stride:
+            raise InvalidInput(
+                f"input {tensor.name!r}: H and W must be multiples of the model's stride {stride} "
+                f"(letterbox to it), got {batch.shape[2]}x{batch.shape[3]}"
+            )
+        assert self.batcher is not None
+        answers = await self.batcher.submit_many(list(batch), None)
+        predictions = np.stack([answer[0] for answer in answers])
+        protos = None if answers[0][1] is None else np.stack([answer[1] for answer in answers])
         outputs = [
             InferOutput("predictions", list(predictions.shape), "FP32", predictions.astype(np.float32))
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import numpy as np
@@ -22,9 +23,10 @@ from serving_client import (
 )
 
 from nexus.inference.detector import Detector
+from nexus.serving.config import BatchingConfig
 from nexus.serving.launcher import PredictorProcess, free_port
 from nexus.serving.protocol import decode_v2_response
-from nexus.serving.transformer import DetectionTransformer
+from nexus.serving.transformer import DetectionTransformer, TensorPredictor
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +124,40 @@ def test_concurrent_requests_through_the_transformer_get_their_own_answers(split
         )
     assert all(response.status_code == 200 for response in responses)
     assert [boxes_of(r.json()["predictions"][0]) for r in responses] == alone * 2
+
+
+def test_tensor_predictor_batches_concurrent_requests_per_input_size(detect_onnx):
+    predictor = TensorPredictor(MODEL_NAME, str(detect_onnx), batching=BatchingConfig(max_batch_size=16))
+    predictor.load()
+    rng = np.random.default_rng(1)
+    shapes = [(2, 3, 64, 64), (1, 3, 64, 96), (1, 3, 64, 64), (3, 3, 64, 96), (1, 3, 64, 64)]
+    batches = [rng.random(shape, dtype=np.float32) for shape in shapes]
+
+    def request(batch: np.ndarray, index: int) -> InferRequest:
+        tensor = InferInput("input", list(batch.shape), "FP32")
+        tensor.set_data_from_numpy(batch, binary_data=True)
+        return InferRequest(model_name=MODEL_NAME, infer_inputs=[tensor], request_id=f"r{index}")
+
+    async def all_at_once():
+        return await asyncio.gather(*(predictor.predict(request(b, i)) for i, b in enumerate(batches)))
+
+    try:
+        answers = asyncio.run(all_at_once())
+        assert predictor.batcher.batches_run < len(batches)  # requests shared forward passes
+        for index, (batch, answer) in enumerate(zip(batches, answers, strict=True)):
+            assert answer.id == f"r{index}"
+            expected, _ = predictor.detector.backend.infer(batch)
+            np.testing.assert_allclose(answer.outputs[0].data, expected, rtol=1e-4, atol=1e-4)
+    finally:
+        predictor.stop()
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [([0, 3, 64, 64], r"\[N,3,H,W\]"), ([1, 3, 64, 70], "multiples of the model's stride")],
+)
+def test_tensor_predictor_refuses_tensors_it_cannot_run(split, shape, message):
+    _, tensor_predictor = split
+    raw = np.zeros(shape, np.float32).tobytes()
+    response = v2_binary(tensor_predictor.url, {"name": "input", "shape": shape, "datatype": "FP32"}, raw)
+    assert response.status_code == 400 and re.search(message, response.json()["error"]), response.text
