@@ -4,6 +4,7 @@ Example:
     nexus deploy status --router http://127.0.0.1:8080
     nexus deploy promote
     nexus deploy manifests --name detector --storage-uri s3://models/detector/v2 --canary-percent 10
+    nexus deploy manifests --name detector --storage-uri s3://models/detector/v2 --gpus 1 --transformer
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ def manifests_command(
     ] = None,
     max_batch_size: Annotated[int, typer.Option("--max-batch-size")] = 8,
     max_delay_ms: Annotated[float, typer.Option("--max-delay-ms")] = 4.0,
+    transformer: Annotated[
+        bool,
+        typer.Option(
+            "--transformer", help="Split: a CPU transformer (decode, NMS) in front of a tensor predictor."
+        ),
+    ] = False,
+    transformer_cpu: Annotated[str, typer.Option("--transformer-cpu")] = "2",
+    transformer_memory: Annotated[str, typer.Option("--transformer-memory")] = "2Gi",
 ) -> None:
     """Write a KServe ServingRuntime and InferenceService (canary, GPU, S3/MinIO) as YAML."""
     from nexus.serving.manifests import DEFAULT_IMAGE, DeploymentSettings, write_manifests
@@ -98,6 +107,9 @@ def manifests_command(
             service_account=service_account,
             max_batch_size=max_batch_size,
             max_delay_ms=max_delay_ms,
+            transformer=transformer,
+            transformer_cpu=transformer_cpu,
+            transformer_memory=transformer_memory,
         )
     except ValueError as error:
         raise NexusError(str(error)) from error

@@ -4,6 +4,10 @@ Example:
     python -m serving --model best.onnx --port 8080 --max-batch-size 8 --max-delay-ms 4
     python -m serving --mode tensor-predictor --model best.onnx --port 8081
     python -m serving --mode transformer --predictor-host 127.0.0.1:8081 --port 8080
+
+On a cluster KServe's controller appends ``--model_name``, ``--predictor_host`` and ``--http_port`` to a
+transformer container's arguments (and ``--workers`` when ``containerConcurrency`` is set); they are
+accepted as spellings of ``--name``, ``--predictor-host`` and ``--port``.
 """
 
 from __future__ import annotations
@@ -22,9 +26,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="predictor: the whole request path (default); transformer + tensor-predictor: split deployment",
     )
     parser.add_argument("--model", help="model file, models:/name@alias or s3://bucket/key")
-    parser.add_argument("--predictor-host", help="host:port of the tensor predictor (transformer mode)")
-    parser.add_argument("--name", default=None, help="model name in URLs (default nexus-detector)")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--predictor-host",
+        "--predictor_host",
+        dest="predictor_host",
+        help="host[:port] of the tensor predictor (transformer mode)",
+    )
+    parser.add_argument(
+        "--predictor-wait-s",
+        type=float,
+        default=300.0,
+        help="transformer: how long to wait for the predictor's metadata at start (it may still be loading)",
+    )
+    parser.add_argument(
+        "--name",
+        "--model_name",
+        dest="name",
+        default=None,
+        help="model name in URLs (default nexus-detector)",
+    )
+    parser.add_argument("--port", "--http_port", dest="port", type=int, default=8080)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="accepted for KServe (containerConcurrency); one process serves, its pools use every core",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 inside a container)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--imgsz", type=int, default=None)
@@ -36,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CPU: ONNX Runtime sessions sharing a batch (default: one per core, at most the batch size)",
     )
-    parser.add_argument("--version", dest="version_label", default="v1", help="version label in responses")
+    parser.add_argument(
+        "--version",
+        dest="version_label",
+        default=os.environ.get("K_REVISION", "v1"),
+        help="version label in responses (default: the Knative revision on KServe Serverless, else v1)",
+    )
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--access-logs", action="store_true", help="log every request")
     return parser
@@ -49,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--mode transformer needs --predictor-host host:port")
     if args.mode != "transformer" and not args.model:
         parser.error(f"--mode {args.mode} needs --model")
+    if args.workers != 1:
+        print(
+            f"note: --workers {args.workers} ignored: one process serves; its batcher and decode pool use "
+            "every core",
+            file=sys.stderr,
+        )
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     sys.argv = sys.argv[:1]  # kserve parses the command line at import; keep our flags from it
     if args.mode != "predictor":
@@ -105,7 +143,13 @@ def _serve_split(args) -> int:
             return 0
         from kserve.predictor_config import PredictorConfig
 
-        model = DetectionTransformer(name, args.predictor_host, imgsz=args.imgsz, version=args.version_label)
+        model = DetectionTransformer(
+            name,
+            args.predictor_host,
+            imgsz=args.imgsz,
+            version=args.version_label,
+            predictor_wait_s=args.predictor_wait_s,
+        )
         model.load()
     except NexusError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,6 +3,12 @@
 Built with the kserve SDK models and serialized with ``ApiClient().sanitize_for_serialization`` (the
 camelCase form the cluster accepts; ``to_dict()`` is snake_case and is not a manifest).
 
+With ``transformer=True`` the deployment is split: a transformer (decode, letterbox, NMS; CPU) in
+front of a tensor predictor (the model only; the GPU node). KServe's controller appends
+``--model_name``, ``--predictor_host`` and ``--http_port`` to the transformer container's arguments;
+``nexus.serving.entrypoint`` accepts them. A canary then rolls the predictor out: the transformer
+calls the predictor's service, which splits the traffic between its revisions.
+
 Example:
     >>> settings = DeploymentSettings("detector", storage_uri="s3://models/detector/v2", canary_percent=10)
     >>> isvc = inference_service_manifest(settings)
@@ -22,6 +28,9 @@ from kubernetes import client as k8s
 MODES = ("Serverless", "RawDeployment")
 MODEL_FORMAT = "nexus-yolo"
 DEFAULT_IMAGE = "ghcr.io/nexus-ai/nexus-serving:0.1.0"
+DEFAULT_RUNTIME = "nexus-yolo-runtime"
+DEFAULT_TENSOR_RUNTIME = "nexus-yolo-tensor-runtime"
+PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -36,12 +45,16 @@ class DeploymentSettings:
         mode: ``Serverless`` (Knative, scale to zero, canary) or ``RawDeployment`` (plain Deployment).
         gpus: NVIDIA GPUs per replica (0 = CPU with ONNX Runtime).
         image: the serving image built from ``serving/Dockerfile``.
-        runtime_name: the ``ServingRuntime`` to create and select.
+        runtime_name: the ``ServingRuntime`` to create and select (default ``nexus-yolo-runtime``, or
+            ``nexus-yolo-tensor-runtime`` with a transformer).
         service_account: service account holding the S3/MinIO credentials secret.
         s3_endpoint: MinIO endpoint (``minio.minio:9000``) written into the runtime's environment.
         max_batch_size / max_delay_ms: the predictor's dynamic batching.
         min_replicas / max_replicas: autoscaling bounds.
-        cpu / memory: requests and limits per replica.
+        cpu / memory: requests and limits per predictor replica.
+        transformer: split the deployment: a CPU transformer (decode, letterbox, NMS) calls a tensor
+            predictor that only runs the model.
+        transformer_cpu / transformer_memory: requests and limits per transformer replica.
     """
 
     name: str
@@ -51,7 +64,7 @@ class DeploymentSettings:
     mode: str = "Serverless"
     gpus: int = 0
     image: str = DEFAULT_IMAGE
-    runtime_name: str = "nexus-yolo-runtime"
+    runtime_name: str | None = None
     service_account: str | None = None
     s3_endpoint: str | None = None
     max_batch_size: int = 8
@@ -60,9 +73,16 @@ class DeploymentSettings:
     max_replicas: int = 3
     cpu: str = "2"
     memory: str = "4Gi"
+    transformer: bool = False
+    transformer_cpu: str = "2"
+    transformer_memory: str = "2Gi"
 
     def __post_init__(self) -> None:
         import re
+
+        if self.runtime_name is None:
+            default = DEFAULT_TENSOR_RUNTIME if self.transformer else DEFAULT_RUNTIME
+            object.__setattr__(self, "runtime_name", default)
 
         if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", self.name):
             raise ValueError(
@@ -100,6 +120,10 @@ class DeploymentSettings:
             limits["nvidia.com/gpu"] = str(self.gpus)
         return k8s.V1ResourceRequirements(requests=dict(limits), limits=limits)
 
+    def transformer_resources(self) -> k8s.V1ResourceRequirements:
+        limits = {"cpu": self.transformer_cpu, "memory": self.transformer_memory}
+        return k8s.V1ResourceRequirements(requests=dict(limits), limits=limits)
+
 
 def _sanitize(model: Any) -> dict[str, Any]:
     from kserve import ApiClient
@@ -127,6 +151,21 @@ def inference_service(settings: DeploymentSettings):
             resources=settings.resources(),
         ),
     )
+    transformer = None
+    if settings.transformer:
+        transformer = kserve.V1beta1TransformerSpec(
+            min_replicas=settings.min_replicas,
+            max_replicas=settings.max_replicas,
+            containers=[
+                _container(
+                    settings.image,
+                    # KServe appends --model_name, --predictor_host <name>-predictor.<namespace>, --http_port
+                    ["--mode", "transformer", "--host", "0.0.0.0"],
+                    _base_env(),
+                    settings.transformer_resources(),
+                )
+            ],
+        )
     return kserve.V1beta1InferenceService(
         api_version="serving.kserve.io/v1beta1",
         kind="InferenceService",
@@ -136,47 +175,64 @@ def inference_service(settings: DeploymentSettings):
             annotations=annotations,
             labels={"app.kubernetes.io/part-of": "nexus"},
         ),
-        spec=kserve.V1beta1InferenceServiceSpec(predictor=predictor),
+        spec=kserve.V1beta1InferenceServiceSpec(predictor=predictor, transformer=transformer),
+    )
+
+
+def _base_env() -> list[k8s.V1EnvVar]:
+    return [
+        k8s.V1EnvVar(name="ORT_DISABLE_TELEMETRY", value="1"),
+        k8s.V1EnvVar(name="YOLO_OFFLINE", value="1"),
+    ]
+
+
+def _container(
+    image: str, args: list[str], env: list[k8s.V1EnvVar], resources: k8s.V1ResourceRequirements
+) -> k8s.V1Container:
+    """Our serving image, ``python -m serving ARGS``, ready once ``/v2/health/ready`` answers."""
+    return k8s.V1Container(
+        name="kserve-container",
+        image=image,
+        command=["python", "-m", "serving"],
+        args=args,
+        env=env,
+        ports=[k8s.V1ContainerPort(container_port=PORT, protocol="TCP")],
+        resources=resources,
+        readiness_probe=k8s.V1Probe(
+            http_get=k8s.V1HTTPGetAction(path="/v2/health/ready", port=PORT), period_seconds=5
+        ),
     )
 
 
 def serving_runtime(settings: DeploymentSettings):
-    """The ``V1alpha1ServingRuntime`` SDK object: our image running ``python -m serving``."""
+    """The ``V1alpha1ServingRuntime`` SDK object: our image running ``python -m serving``.
+
+    With a transformer the runtime runs the tensor predictor (``--mode tensor-predictor``, v2 only).
+    It is not auto-selected for the model format: it only makes sense behind our transformer.
+    """
     import kserve
 
-    env = [
-        k8s.V1EnvVar(name="ORT_DISABLE_TELEMETRY", value="1"),
-        k8s.V1EnvVar(name="YOLO_OFFLINE", value="1"),
-    ]
+    env = _base_env()
     if settings.s3_endpoint:
         env.append(k8s.V1EnvVar(name="S3_ENDPOINT", value=settings.s3_endpoint))
+    mode = ["--mode", "tensor-predictor"] if settings.transformer else []
     args = [
-        "--model", "/mnt/models", "--name", "{{.Name}}", "--host", "0.0.0.0", "--port", "8080",
+        *mode, "--model", "/mnt/models", "--name", "{{.Name}}", "--host", "0.0.0.0", "--port", str(PORT),
         "--device", "0" if settings.gpus else "cpu",
         "--max-batch-size", str(settings.max_batch_size), "--max-delay-ms", str(settings.max_delay_ms),
     ]  # fmt: skip
-    container = k8s.V1Container(
-        name="kserve-container",
-        image=settings.image,
-        command=["python", "-m", "serving"],
-        args=args,
-        env=env,
-        ports=[k8s.V1ContainerPort(container_port=8080, protocol="TCP")],
-        resources=settings.resources(),
-        readiness_probe=k8s.V1Probe(
-            http_get=k8s.V1HTTPGetAction(path="/v2/health/ready", port=8080), period_seconds=5
-        ),
-    )
     return kserve.V1alpha1ServingRuntime(
         api_version="serving.kserve.io/v1alpha1",
         kind="ServingRuntime",
         metadata=k8s.V1ObjectMeta(name=settings.runtime_name, namespace=settings.namespace),
         spec=kserve.V1alpha1ServingRuntimeSpec(
             supported_model_formats=[
-                kserve.V1alpha1SupportedModelFormat(name=MODEL_FORMAT, version="1", auto_select=True)
+                kserve.V1alpha1SupportedModelFormat(
+                    name=MODEL_FORMAT, version="1", auto_select=not settings.transformer
+                )
             ],
-            protocol_versions=["v1", "v2"],
-            containers=[container],
+            protocol_versions=["v2"] if settings.transformer else ["v1", "v2"],
+            containers=[_container(settings.image, args, env, settings.resources())],
         ),
     )
 

@@ -229,6 +229,7 @@ def decode_v2_response(body: bytes, header_length: str | None, model_name: str) 
         model_name=document.get("model_name") or model_name,
         infer_outputs=outputs,
         model_version=document.get("model_version"),
+        parameters=document.get("parameters"),
     )
 
 

@@ -8,6 +8,11 @@ numbers out, 0.7 million back). The predictor runs the model only and answers th
 (``predictions``, ``protos`` for segmentation); the transformer decodes them into detections. This
 lets pre/post-processing scale on CPU nodes while the predictor sits on a GPU node.
 
+Behind a KServe canary the transformer's calls reach either predictor revision, so every answer
+names the revision that ran (``model_version``) and a digest of its metadata; the transformer
+labels its response with that version and, when the digest differs from what it knows, decodes
+with the class names the predictor sent along (it asks for them by sending its own digest).
+
 Example:
     python -m serving --mode tensor-predictor --model best.onnx --port 8081
     python -m serving --mode transformer --predictor-host 127.0.0.1:8081 --port 8080
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +70,34 @@ class _MetadataOnlyBackend:
         raise RuntimeError("the transformer never runs the model itself: the predictor service does")
 
 
+DIGEST_PARAMETER = "nexus_metadata_digest"
+METADATA_PARAMETER = "nexus_metadata"
+
+
+def metadata_parameters(metadata: ModelMetadata) -> dict[str, Any]:
+    """What a transformer needs of the model: class names, task, input size and stride."""
+    return {
+        "names": {str(k): v for k, v in metadata.names.items()},
+        "task": metadata.task,
+        "imgsz": list(metadata.imgsz),
+        "stride": metadata.stride,
+    }
+
+
+def metadata_digest(parameters: dict[str, Any]) -> str:
+    """A short, order-independent fingerprint of :func:`metadata_parameters`."""
+    return hashlib.sha256(orjson.dumps(parameters, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def metadata_from_parameters(parameters: dict[str, Any]) -> ModelMetadata:
+    return ModelMetadata(
+        names={int(k): str(v) for k, v in parameters["names"].items()},
+        imgsz=tuple(parameters.get("imgsz", (640, 640))),
+        stride=int(parameters.get("stride", 32)),
+        task=parameters.get("task", "detect"),
+    )
+
+
 class TensorPredictor(kserve.Model):
     """Runs the model on letterboxed ``FP32 [N,3,H,W]`` tensors; answers raw head outputs.
 
@@ -90,6 +125,8 @@ class TensorPredictor(kserve.Model):
             ModelSource.parse(self.model_uri).resolve(device=self.device), self.device
         )
         self.batcher = DynamicBatcher(self._run_images, self.batching)
+        self.metadata = metadata_parameters(self.detector.metadata)
+        self.digest = metadata_digest(self.metadata)
         self.ready = True
         return True
 
@@ -114,15 +151,7 @@ class TensorPredictor(kserve.Model):
 
     def describe(self) -> dict[str, Any]:
         assert self.detector is not None
-        metadata = self.detector.metadata
-        return {
-            "names": {str(k): v for k, v in metadata.names.items()},
-            "task": metadata.task,
-            "imgsz": list(metadata.imgsz),
-            "stride": metadata.stride,
-            "backend": self.detector.backend.name,
-            "version": self.version,
-        }
+        return {**self.metadata, "backend": self.detector.backend.name, "version": self.version}
 
     def get_input_types(self) -> list[dict]:
         return [{"name": "input", "datatype": "FP32", "shape": [-1, 3, -1, -1]}]
@@ -161,46 +190,92 @@ class TensorPredictor(kserve.Model):
         ]
         if protos is not None:
             outputs.append(InferOutput("protos", list(protos.shape), "FP32", protos.astype(np.float32)))
+        parameters: dict[str, Any] = {DIGEST_PARAMETER: self.digest}
+        if (payload.parameters or {}).get(DIGEST_PARAMETER) not in (None, self.digest):
+            # the caller decodes with other class names (another revision's): send ours along
+            parameters[METADATA_PARAMETER] = orjson.dumps(self.metadata).decode()
         return JsonInferResponse(
             response_id=payload.id or "",
             model_name=self.name,
             infer_outputs=outputs,
             model_version=self.version,
+            parameters=parameters,
             use_binary_outputs=wants_binary_outputs(payload),
         )
 
 
-def fetch_metadata(predictor_host: str, model_name: str, timeout_s: float = 30.0) -> ModelMetadata:
-    """Class names, input size and task from the predictor's ``GET /v2/models/{name}``."""
+def fetch_metadata(
+    predictor_host: str, model_name: str, wait_s: float = 0.0, timeout_s: float = 30.0
+) -> ModelMetadata:
+    """Class names, input size and task from the predictor's ``GET /v2/models/{name}``.
+
+    On a cluster the transformer often starts before the predictor has loaded its model: connection
+    errors, 404 and 5xx answers are retried for ``wait_s`` seconds.
+    """
     url = f"http://{predictor_host}/v2/models/{model_name}"
-    try:
-        body = httpx.get(url, timeout=timeout_s).raise_for_status().json()
-    except httpx.HTTPError as error:
-        raise NexusError(f"cannot read model metadata from {url}: {error}") from error
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            reply = httpx.get(url, timeout=timeout_s)
+        except httpx.HTTPError as error:
+            problem = f"{type(error).__name__}: {error}"
+        else:
+            if reply.status_code == 200:
+                body = reply.json()
+                break
+            problem = f"HTTP {reply.status_code}: {_error_of(reply)}"
+            if reply.status_code != 404 and reply.status_code < 500:
+                raise NexusError(f"cannot read model metadata from {url}: {problem}")
+        if time.monotonic() >= deadline:
+            waited = f" within {wait_s:.0f} s" if wait_s else ""
+            raise NexusError(f"cannot read model metadata from {url}{waited}: {problem}")
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
     parameters = body.get("parameters") or {}
     if "names" not in parameters:
         raise NexusError(f"{url} lists no class names; start the predictor with --mode tensor-predictor")
-    return ModelMetadata(
-        names={int(k): str(v) for k, v in parameters["names"].items()},
-        imgsz=tuple(parameters.get("imgsz", (640, 640))),
-        stride=int(parameters.get("stride", 32)),
-        task=parameters.get("task", "detect"),
-    )
+    return metadata_from_parameters(parameters)
 
 
 class DetectionTransformer(kserve.Model):
     """Decode + letterbox before, NMS (+ masks) after a remote ``TensorPredictor``."""
 
-    def __init__(self, name: str, predictor_host: str, imgsz: int | None = None, version: str = "v1") -> None:
+    def __init__(
+        self,
+        name: str,
+        predictor_host: str,
+        imgsz: int | None = None,
+        version: str = "v1",
+        predictor_wait_s: float = 0.0,
+    ) -> None:
         super().__init__(name)
         self.predictor_host, self.imgsz, self.version = predictor_host, imgsz, version
+        self.predictor_wait_s = predictor_wait_s
         self.detector: Detector | None = None
+        self.digest = ""
+        self._decoders: dict[str, Detector] = {}  # metadata digest -> detector, one per predictor revision
         self._pending: dict[str, tuple[Any, ...]] = {}
 
     def load(self) -> bool:
-        self.detector = Detector(_MetadataOnlyBackend(fetch_metadata(self.predictor_host, self.name)))
+        metadata = fetch_metadata(self.predictor_host, self.name, wait_s=self.predictor_wait_s)
+        self.detector = Detector(_MetadataOnlyBackend(metadata))
+        self.digest = metadata_digest(metadata_parameters(metadata))
+        self._decoders = {self.digest: self.detector}
         self.ready = True
         return True
+
+    def _decoder_for(self, response: InferResponse) -> Detector:
+        """The detector holding the class names of the predictor revision that answered."""
+        parameters = response.parameters or {}
+        digest = parameters.get(DIGEST_PARAMETER, self.digest)
+        if digest not in self._decoders:
+            if METADATA_PARAMETER not in parameters:
+                raise InferenceError(
+                    f"the predictor answered with model metadata {digest} but did not send it; "
+                    "run the predictor with --mode tensor-predictor of this release"
+                )
+            metadata = metadata_from_parameters(orjson.loads(parameters[METADATA_PARAMETER]))
+            self._decoders[digest] = Detector(_MetadataOnlyBackend(metadata))
+        return self._decoders[digest]
 
     def get_input_types(self) -> list[dict]:
         assert self.detector is not None
@@ -253,7 +328,7 @@ class DetectionTransformer(kserve.Model):
                         "parameters": {"binary_data_size": len(raw)},
                     }
                 ],
-                "parameters": {"binary_data_output": True},
+                "parameters": {"binary_data_output": True, DIGEST_PARAMETER: self.digest},
             }
         )
         url = f"http://{self.predictor_host}/v2/models/{self.name}/infer"
@@ -305,13 +380,14 @@ class DetectionTransformer(kserve.Model):
             raise InvalidInput("the predictor answered a request this transformer did not send")
         geometries, options, protocol, request_id, shapes = self._pending.pop(result.id)
         outputs = {output.name: output.as_numpy() for output in result.outputs}
-        detections = self.detector.postprocess(
+        detections = self._decoder_for(result).postprocess(
             outputs["predictions"], outputs.get("protos"), geometries, [options] * len(geometries)
         )
         results = [image_result(d, shape) for d, shape in zip(detections, shapes, strict=True)]
+        version = result.model_version or self.version  # the predictor revision that ran the model
         if protocol == "v2":
-            return build_v2_response(self.name, request_id, results, self.version)
-        return build_v1_response(results, self.version)
+            return build_v2_response(self.name, request_id, results, version)
+        return build_v1_response(results, version)
 
 
 def _error_of(reply: httpx.Response) -> str:

@@ -14,6 +14,7 @@ The API server's strict field validation is reproduced on top of ``jsonschema``:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from functools import cache
@@ -39,6 +40,10 @@ SETTINGS = {
     ),
     "scale-to-zero": DeploymentSettings("cpu-only", "pvc://models/d", canary_percent=0, min_replicas=0),
     "cli-canary-gpu": DeploymentSettings("det", "s3://m/det", canary_percent=25, gpus=1),
+    "split-canary-gpu": DeploymentSettings(
+        "detector", "s3://models/d/v2", canary_percent=10, gpus=1, transformer=True
+    ),
+    "split-raw": DeploymentSettings("detector", "s3://models/d/v2", mode="RawDeployment", transformer=True),
     **{f"checked-in-{key}": DeploymentSettings(**kwargs) for key, kwargs in CHECKED_IN.items()},
 }
 
@@ -179,8 +184,10 @@ BASE = DeploymentSettings(
     "detector", "s3://models/detector/v2", canary_percent=10, gpus=1, service_account="nexus-s3",
     s3_endpoint="minio.minio:9000",
 )  # fmt: skip
+SPLIT = dataclasses.replace(BASE, transformer=True, runtime_name=None)
 PREDICTOR, MODEL, CONTAINER = "spec.predictor", "spec.predictor.model", "spec.containers.0"
 HTTP_GET = f"{CONTAINER}.readinessProbe.httpGet"
+TRANSFORMER, T_CONTAINER = "spec.transformer", "spec.transformer.containers.0"
 
 
 def _node(manifest: Any, dotted: str) -> Any:
@@ -222,12 +229,26 @@ NEGATIVES = [
                  "spec.protocolVersions.1", "is not of type 'string'", id="protocol-version-not-a-string"),
     pytest.param("runtime", "spec", "delete", "containers", None,
                  "spec", "'containers' is a required property", id="no-containers"),
+    pytest.param("split", TRANSFORMER, "set", "maxReplicas", "3",
+                 f"{TRANSFORMER}.maxReplicas", "is not of type 'integer'", id="t-max-replicas-string"),
+    pytest.param("split", TRANSFORMER, "rename", "containers", "container",
+                 TRANSFORMER, "'container' was unexpected", id="t-container-misspelled"),
+    pytest.param("split", T_CONTAINER, "delete", "name", None,
+                 T_CONTAINER, "'name' is a required property", id="t-container-without-name"),
+    pytest.param("split", T_CONTAINER, "set", "args", "--mode transformer",
+                 f"{T_CONTAINER}.args", "is not of type 'array'", id="t-args-not-a-list"),
+    pytest.param("split", f"{T_CONTAINER}.resources.limits", "set", "memory", "two gigs",
+                 f"{T_CONTAINER}.resources.limits.memory", "does not match", id="t-memory-not-quantity"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("kind", "node", "edit", "key", "value", "where", "words"), NEGATIVES)
 def test_invalid_manifests_are_rejected(kind, node, edit, key, value, where, words):
-    manifest = inference_service_manifest(BASE) if kind == "isvc" else serving_runtime_manifest(BASE)
+    manifest = {
+        "isvc": lambda: inference_service_manifest(BASE),
+        "runtime": lambda: serving_runtime_manifest(BASE),
+        "split": lambda: inference_service_manifest(SPLIT),
+    }[kind]()
     assert errors(manifest) == []
     target = _node(manifest, node)
     if edit == "set":

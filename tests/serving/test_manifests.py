@@ -26,6 +26,15 @@ CHECKED_IN = {
         service_account="nexus-s3",
     ),
     "detector-raw": dict(name="detector-raw", storage_uri="s3://models/detector/v1", mode="RawDeployment"),
+    "detector-split": dict(
+        name="detector-split",
+        storage_uri="s3://models/detector/v2",
+        canary_percent=10,
+        gpus=1,
+        s3_endpoint="minio.minio:9000",
+        service_account="nexus-s3",
+        transformer=True,
+    ),
 }
 
 
@@ -56,8 +65,10 @@ def round_trip(manifest: dict, klass: str):
         DeploymentSettings("detector", "s3://models/d/v2", canary_percent=10, gpus=1),
         DeploymentSettings("detector", "s3://models/d/v2", mode="RawDeployment", min_replicas=2),
         DeploymentSettings("cpu-only", "pvc://models/d", canary_percent=0, min_replicas=0),
+        DeploymentSettings("detector", "s3://models/d/v2", canary_percent=10, gpus=1, transformer=True),
+        DeploymentSettings("detector", "s3://models/d/v2", mode="RawDeployment", transformer=True),
     ],
-    ids=["serverless-canary-gpu", "raw-deployment", "scale-to-zero"],
+    ids=["serverless-canary-gpu", "raw-deployment", "scale-to-zero", "split-canary-gpu", "split-raw"],
 )
 def test_manifests_round_trip_and_carry_required_fields(settings, k8s_types_visible_to_kserve):
     isvc = inference_service_manifest(settings)
@@ -82,8 +93,42 @@ def test_manifests_round_trip_and_carry_required_fields(settings, k8s_types_visi
     assert container["command"] == ["python", "-m", "serving"]
     assert container["args"][container["args"].index("--model") + 1] == "/mnt/models"
     assert container["args"][container["args"].index("--device") + 1] == ("0" if settings.gpus else "cpu")
-    assert set(runtime["spec"]["protocolVersions"]) == {"v1", "v2"}
+    assert set(runtime["spec"]["protocolVersions"]) == ({"v2"} if settings.transformer else {"v1", "v2"})
     assert "snake_case" not in str(isvc) and "storage_uri" not in str(isvc)
+    assert ("transformer" in isvc["spec"]) == settings.transformer
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_split_deployment_puts_the_model_on_the_predictor_and_the_cpu_work_on_the_transformer(gpus):
+    settings = DeploymentSettings(
+        "detector", "s3://models/d/v2", gpus=gpus, transformer=True, transformer_cpu="4", max_replicas=5
+    )
+    isvc, runtime = inference_service_manifest(settings), serving_runtime_manifest(settings)
+    (runtime_container,) = runtime["spec"]["containers"]
+    assert runtime_container["args"][:2] == ["--mode", "tensor-predictor"]
+    assert runtime["metadata"]["name"] == isvc["spec"]["predictor"]["model"]["runtime"]
+    assert runtime["metadata"]["name"] != DeploymentSettings("detector", "s3://m/d").runtime_name
+    # only our transformer can use this runtime: KServe must not pick it for other nexus-yolo models
+    assert runtime["spec"]["supportedModelFormats"][0]["autoSelect"] is False
+
+    transformer = isvc["spec"]["transformer"]
+    (container,) = transformer["containers"]
+    assert container["name"] == "kserve-container" and container["image"] == settings.image
+    assert container["command"] == ["python", "-m", "serving"]
+    assert container["args"] == ["--mode", "transformer", "--host", "0.0.0.0"]
+    # KServe's controller supplies these; a value here would override what it computes
+    assert not {"--model_name", "--predictor_host", "--http_port"} & set(container["args"])
+    assert container["resources"]["limits"] == {"cpu": "4", "memory": "2Gi"}
+    assert (transformer["minReplicas"], transformer["maxReplicas"]) == (1, 5)
+    limits = isvc["spec"]["predictor"]["model"]["resources"]["limits"]
+    assert limits.get("nvidia.com/gpu") == ("1" if gpus else None)
+    assert "canaryTrafficPercent" not in transformer  # a canary rolls out the predictor's model
+
+
+def test_runtime_name_defaults_follow_the_deployment_kind_and_an_explicit_one_wins():
+    assert DeploymentSettings("d", "s3://m/d").runtime_name == "nexus-yolo-runtime"
+    assert DeploymentSettings("d", "s3://m/d", transformer=True).runtime_name == "nexus-yolo-tensor-runtime"
+    assert DeploymentSettings("d", "s3://m/d", transformer=True, runtime_name="mine").runtime_name == "mine"
 
 
 @pytest.mark.parametrize(
@@ -110,6 +155,11 @@ def test_cli_writes_manifests(tmp_path):
     isvc = yaml.safe_load((tmp_path / "det-inferenceservice.yaml").read_text())
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 25
     assert nexus_main([*argv, "--canary-percent", "25", "--mode", "RawDeployment"]) == 2
+    assert nexus_main([*argv, "--transformer", "--transformer-memory", "3Gi"]) == 0
+    isvc = yaml.safe_load((tmp_path / "det-inferenceservice.yaml").read_text())
+    assert isvc["spec"]["transformer"]["containers"][0]["resources"]["limits"]["memory"] == "3Gi"
+    runtime = yaml.safe_load((tmp_path / "det-servingruntime.yaml").read_text())
+    assert runtime["spec"]["containers"][0]["args"][:2] == ["--mode", "tensor-predictor"]
 
 
 @pytest.mark.parametrize("key", sorted(CHECKED_IN))

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import json
+import os
 import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -22,11 +31,23 @@ from serving_client import (
     v2_json,
 )
 
+from nexus.errors import NexusError
 from nexus.inference.detector import Detector
 from nexus.serving.config import BatchingConfig
-from nexus.serving.launcher import PredictorProcess, free_port
+from nexus.serving.launcher import PredictorProcess, free_port, wait_ready
+from nexus.serving.manifests import DeploymentSettings, inference_service_manifest, serving_runtime_manifest
 from nexus.serving.protocol import decode_v2_response
-from nexus.serving.transformer import DetectionTransformer, TensorPredictor
+from nexus.serving.transformer import (
+    DIGEST_PARAMETER,
+    METADATA_PARAMETER,
+    DetectionTransformer,
+    TensorPredictor,
+    _MetadataOnlyBackend,
+    fetch_metadata,
+    metadata_digest,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +131,6 @@ def test_transformer_reports_an_unreachable_predictor_and_forgets_the_request():
 
 def test_concurrent_requests_through_the_transformer_get_their_own_answers(split, jpegs):
     """Requests decode in parallel and wait on the predictor together; none gets another's boxes."""
-    from concurrent.futures import ThreadPoolExecutor
-
     transformer, _ = split
     images = jpegs[:6]
     alone = [
@@ -161,3 +180,164 @@ def test_tensor_predictor_refuses_tensors_it_cannot_run(split, shape, message):
     raw = np.zeros(shape, np.float32).tobytes()
     response = v2_binary(tensor_predictor.url, {"name": "input", "shape": shape, "datatype": "FP32"}, raw)
     assert response.status_code == 400 and re.search(message, response.json()["error"]), response.text
+
+
+# ------------------------------------------------------------------ the split deployment on KServe
+
+
+def test_entrypoint_accepts_the_arguments_kserve_gives_a_transformer():
+    """KServe's controller appends --model_name, --predictor_host and --http_port (and --workers with
+    containerConcurrency) to a transformer container's own arguments."""
+    from nexus.serving.entrypoint import build_parser
+
+    args = build_parser().parse_args(
+        ["--mode", "transformer", "--model_name", "detector", "--predictor_host",
+         "detector-predictor.default", "--http_port", "8080", "--workers", "1"]
+    )  # fmt: skip
+    assert (args.name, args.predictor_host, args.port, args.workers) == (
+        "detector", "detector-predictor.default", 8080, 1,
+    )  # fmt: skip
+    ours = build_parser().parse_args(["--name", "d", "--predictor-host", "h:1", "--port", "9"])
+    assert (ours.name, ours.predictor_host, ours.port) == ("d", "h:1", 9)
+
+
+def _kserve_transformer_args(container: dict, name: str, predictor_host: str, port: int) -> list[str]:
+    """The arguments KServe's controller runs a custom transformer container with
+    (``CustomTransformer.GetContainer``): its own, then whichever of these it lacks."""
+    args = list(container["args"])
+    for flag, value in (("--model_name", name), ("--predictor_host", predictor_host), ("--http_port", port)):
+        if flag not in args:
+            args += [flag, str(value)]
+    return args
+
+
+@contextlib.contextmanager
+def _container_process(container: dict, args: list[str], env: dict[str, str], log_path: Path):
+    """Run a manifest's container command the way its image would (``python -m serving ...``)."""
+    assert container["command"][:1] == ["python"]
+    command = [sys.executable, *container["command"][1:], *args]
+    environment = dict(os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}, **env)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_split_manifests_serve_as_kserve_would_run_them(detect_onnx, predictor, jpegs, predictor_logs):
+    """The generated ServingRuntime and transformer containers, run with the arguments and Knative
+    revision names KServe gives them, answer like the single predictor and label each response
+    with the predictor revision that ran the model."""
+    settings = DeploymentSettings("detector-split", "s3://models/detector/v2", transformer=True)
+    runtime = serving_runtime_manifest(settings)["spec"]["containers"][0]
+    transformer = inference_service_manifest(settings)["spec"]["transformer"]["containers"][0]
+    predictor_port, transformer_port = free_port(), free_port()
+    predictor_args = [
+        {"/mnt/models": str(detect_onnx), "{{.Name}}": settings.name, "8080": str(predictor_port)}.get(a, a)
+        for a in runtime["args"]
+    ]
+    transformer_args = _kserve_transformer_args(
+        transformer, settings.name, f"127.0.0.1:{predictor_port}", transformer_port
+    )
+    revision = {"K_REVISION": "detector-split-predictor-00002"}
+    with (
+        _container_process(runtime, predictor_args, revision, predictor_logs / "split-runtime.log"),
+        _container_process(
+            transformer,
+            transformer_args,
+            {"K_REVISION": "detector-split-transformer-00001"},
+            predictor_logs / "split-transformer.log",
+        ) as transformer_process,
+    ):
+        url = f"http://127.0.0.1:{transformer_port}"
+        wait_ready(url, settings.name, 90, transformer_process)  # waited for the predictor's metadata
+        instances = [{"b64": b64(jpegs[0])}, {"b64": b64(jpegs[1])}]
+        direct = v1(predictor.url, instances, LOW_CONF).json()["predictions"]
+        response = httpx.post(
+            f"{url}/v1/models/{settings.name}:predict",
+            json={"instances": instances, "parameters": LOW_CONF},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert [boxes_of(r) for r in body["predictions"]] == [boxes_of(r) for r in direct]
+        assert body["model_version"] == "detector-split-predictor-00002"
+
+
+def test_transformer_waits_for_a_predictor_that_starts_late(detect_onnx, predictor_logs):
+    """On a cluster the transformer often starts first; it waits for the predictor's metadata."""
+    port = free_port()
+    with pytest.raises(NexusError, match=r"within 1 s"):
+        fetch_metadata(f"127.0.0.1:{port}", MODEL_NAME, wait_s=1.0)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(fetch_metadata, f"127.0.0.1:{port}", MODEL_NAME, wait_s=90.0)
+        time.sleep(1.5)
+        assert not waiting.done()
+        with PredictorProcess.start(
+            detect_onnx,
+            port=port,
+            log_path=predictor_logs / "late.log",
+            extra_args=["--mode", "tensor-predictor"],
+        ):
+            metadata = waiting.result(timeout=90)
+    assert metadata.names == Detector.from_path(detect_onnx).metadata.names
+
+
+def test_tensor_predictor_sends_its_metadata_only_to_callers_that_differ(split, detect_onnx):
+    _, tensor_predictor = split
+    names = Detector.from_path(detect_onnx).metadata.names
+    batch = np.zeros((1, 3, 64, 64), np.float32)
+    tensor = {"name": "input", "shape": list(batch.shape), "datatype": "FP32"}
+
+    def parameters(digest: str | None) -> dict:
+        extra = {DIGEST_PARAMETER: digest} if digest else {}
+        reply = v2_binary(
+            tensor_predictor.url, tensor, batch.tobytes(), {"binary_data_output": True, **extra}
+        )
+        assert reply.status_code == 200, reply.text
+        length = reply.headers["inference-header-content-length"]
+        return decode_v2_response(reply.content, length, MODEL_NAME).parameters
+
+    current = parameters(None)
+    assert set(current) == {DIGEST_PARAMETER}
+    assert parameters(current[DIGEST_PARAMETER]) == current
+    other = parameters("0123456789abcdef")
+    assert other[DIGEST_PARAMETER] == current[DIGEST_PARAMETER]
+    sent = json.loads(other[METADATA_PARAMETER])
+    assert {int(k): v for k, v in sent["names"].items()} == names
+    assert metadata_digest(sent) == current[DIGEST_PARAMETER]
+
+
+def test_transformer_decodes_with_the_names_of_the_revision_that_answered(split, jpegs):
+    """Behind a canary the transformer's calls reach either predictor revision: the answer carries the
+    revision's version and, when its class names differ from the transformer's, the names themselves."""
+    _, tensor_predictor = split
+    transformer = DetectionTransformer(MODEL_NAME, tensor_predictor.url.removeprefix("http://"), version="tx")
+    transformer.load()
+    current = transformer.digest
+    names = transformer.detector.metadata.names
+    stale = dataclasses.replace(
+        transformer.detector.metadata, names={k: f"old-{v}" for k, v in names.items()}
+    )
+    transformer.digest = "0123456789abcdef"  # as if it had started against another revision
+    transformer._decoders = {transformer.digest: Detector(_MetadataOnlyBackend(stale))}
+
+    async def one_request() -> dict:
+        request = {"instances": [{"b64": b64(jpegs[0])}], "parameters": LOW_CONF}
+        try:
+            tensor = await transformer.preprocess(request)
+            return await transformer.postprocess(await transformer.predict(tensor))
+        finally:
+            await transformer._client.aclose()
+
+    answer = asyncio.run(one_request())
+    assert answer["model_version"] == "t1"  # the predictor's label, not the transformer's "tx"
+    detections = answer["predictions"][0]["detections"]
+    assert detections and all(d["class_name"] == names[d["class_id"]] for d in detections)
+    assert set(transformer._decoders) == {"0123456789abcdef", current}
