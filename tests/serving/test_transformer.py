@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
@@ -211,23 +210,16 @@ def _kserve_transformer_args(container: dict, name: str, predictor_host: str, po
     return args
 
 
-@contextlib.contextmanager
-def _container_process(container: dict, args: list[str], env: dict[str, str], log_path: Path):
+def _container_process(
+    container: dict, args: list[str], env: dict[str, str], port: int, name: str, log_path: Path
+) -> PredictorProcess:
     """Run a manifest's container command the way its image would (``python -m serving ...``)."""
     assert container["command"][:1] == ["python"]
     command = [sys.executable, *container["command"][1:], *args]
     environment = dict(os.environ, **{e["name"]: e["value"] for e in container.get("env", [])}, **env)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return PredictorProcess(process, f"http://127.0.0.1:{port}", name, env.get("K_REVISION", "v1"))
 
 
 def test_split_manifests_serve_as_kserve_would_run_them(detect_onnx, predictor, jpegs, predictor_logs):
@@ -247,16 +239,25 @@ def test_split_manifests_serve_as_kserve_would_run_them(detect_onnx, predictor, 
     )
     revision = {"K_REVISION": "detector-split-predictor-00002"}
     with (
-        _container_process(runtime, predictor_args, revision, predictor_logs / "split-runtime.log"),
+        _container_process(
+            runtime,
+            predictor_args,
+            revision,
+            predictor_port,
+            settings.name,
+            predictor_logs / "split-runtime.log",
+        ),
         _container_process(
             transformer,
             transformer_args,
             {"K_REVISION": "detector-split-transformer-00001"},
+            transformer_port,
+            settings.name,
             predictor_logs / "split-transformer.log",
         ) as transformer_process,
     ):
-        url = f"http://127.0.0.1:{transformer_port}"
-        wait_ready(url, settings.name, 90, transformer_process)  # waited for the predictor's metadata
+        url = transformer_process.url
+        wait_ready(url, settings.name, 90, transformer_process.process)  # it waits for the predictor
         instances = [{"b64": b64(jpegs[0])}, {"b64": b64(jpegs[1])}]
         direct = v1(predictor.url, instances, LOW_CONF).json()["predictions"]
         response = httpx.post(
