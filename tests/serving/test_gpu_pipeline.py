@@ -3,6 +3,9 @@ CUDA where a GPU is visible."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -111,3 +114,44 @@ def test_predictor_uses_the_torch_path_for_jpegs(detect_weights, jpegs, gpu_devi
     assert [p["image_shape"] for p in predictions] == [[96, 96]] * 3
     reference = predictor.detector.predict(jpegs[:3], conf=0.001)
     assert [p["num_detections"] for p in predictions] == [len(r) for r in reference]
+
+
+@pytest.fixture(scope="module")
+def gpu_benchmark():
+    """``benchmarks/serving_gpu.py`` as a module (benchmarks/ is not a package)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "serving_gpu.py"
+    spec = importlib.util.spec_from_file_location("serving_gpu", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_benchmark_script_runs_end_to_end_on_the_cpu(gpu_benchmark, capsys):
+    """The GPU session is short: the script's whole path (untrained YOLOv8n built offline, nvJPEG-style
+    decode, pipeline, forward, Ultralytics, verdict) must already work; here on the CPU."""
+    gpu_benchmark.main(["--device", "cpu", "--batches", "1", "3", "--seconds", "0.05", "--frames", "2"])
+    out = capsys.readouterr().out
+    assert "yolov8n-untrained.pt" in out and "input (640, 640)" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["1", "3"]
+    assert all(float(value.rstrip("x")) > 0 for row in rows for value in row[1:])
+    assert "cpu smoke run" in out and out.count("target >=") == 3
+
+
+@pytest.mark.parametrize(
+    ("e2e", "fwd", "ultra", "met"),
+    [
+        (4500, 6000, 700, [True, True, True]),
+        (3900, 6000, 700, [False, True, True]),
+        (4500, 8000, 700, [True, False, True]),
+        (4500, 6000, 950, [True, True, False]),
+    ],
+)
+def test_gpu_benchmark_verdict_reads_the_best_batch(gpu_benchmark, e2e, fwd, ultra, met):
+    rows = [
+        {"batch": 8, "e2e": 1000, "fwd": 1200, "ultra": 300},
+        {"batch": 64, "e2e": e2e, "fwd": fwd, "ultra": ultra},
+    ]
+    lines = gpu_benchmark.verdict(rows, on_gpu=True)
+    assert [line.endswith(": met") for line in lines] == met
+    assert "batch 64" in lines[0]
