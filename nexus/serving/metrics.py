@@ -5,7 +5,13 @@ Metrics live in the default registry, which KServe's ``/metrics`` endpoint expor
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from kserve.errors import InvalidInput
 from prometheus_client import Counter, Histogram
+
+T = TypeVar("T")
 
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -50,3 +56,23 @@ class PredictorMetrics:
         self.requests = {
             outcome: PREDICTOR_REQUESTS.labels(**labels, outcome=outcome) for outcome in self.OUTCOMES
         }
+
+    def observe_batch(self, size: int, waits: list[float]) -> None:
+        """A forward pass of ``size`` images that waited ``waits`` seconds each (a batcher's ``on_batch``)."""
+        self.batch_size.observe(size)
+        histogram = self.stage["queue_wait"]
+        for wait in waits:
+            histogram.observe(wait)
+
+    async def count_outcome(self, call: Awaitable[T]) -> T:
+        """Await one request's handling and count it as ``ok``, ``invalid`` (a 4xx) or ``error``."""
+        try:
+            result = await call
+        except InvalidInput:
+            self.requests["invalid"].inc()
+            raise
+        except Exception:
+            self.requests["error"].inc()
+            raise
+        self.requests["ok"].inc()
+        return result

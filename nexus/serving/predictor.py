@@ -77,7 +77,9 @@ class DetectionPredictor(kserve.Model):
             from nexus.serving.gpu_pipeline import GpuPipeline
 
             self.gpu_pipeline = GpuPipeline(self.detector, imgsz=self.config.imgsz)
-        self.batcher = DynamicBatcher(self._run_batch, self.config.batching, on_batch=self._observe_batch)
+        self.batcher = DynamicBatcher(
+            self._run_batch, self.config.batching, on_batch=self.metrics.observe_batch
+        )
         if self.config.warmup:
             height, width = self.detector.metadata.imgsz
             dummy = np.full((height, width, 3), 114, np.uint8)
@@ -89,12 +91,6 @@ class DetectionPredictor(kserve.Model):
                     size *= 2
         self.ready = True
         return self.ready
-
-    def _observe_batch(self, size: int, waits: list[float]) -> None:
-        self.metrics.batch_size.observe(size)
-        histogram = self.metrics.stage["queue_wait"]
-        for wait in waits:
-            histogram.observe(wait)
 
     def _run_batch(
         self, images: Sequence[Any], options: Sequence[PostprocessOptions], observe: bool = True
@@ -146,19 +142,9 @@ class DetectionPredictor(kserve.Model):
 
     # --- request path --------------------------------------------------------------------------
     async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
-        try:
-            if verb == kserve.model.InferenceVerb.PREDICT and not self.required_response_headers:
-                response = await self._predict_call(body, headers)
-            else:
-                response = await super().__call__(body, headers, verb)
-        except InvalidInput:
-            self.metrics.requests["invalid"].inc()
-            raise
-        except Exception:
-            self.metrics.requests["error"].inc()
-            raise
-        self.metrics.requests["ok"].inc()
-        return response
+        if verb == kserve.model.InferenceVerb.PREDICT and not self.required_response_headers:
+            return await self.metrics.count_outcome(self._predict_call(body, headers))
+        return await self.metrics.count_outcome(super().__call__(body, headers, verb))
 
     async def _predict_call(self, body: Any, headers: dict[str, str] | None) -> tuple[Any, dict[str, str]]:
         """``kserve.Model.__call__`` for the predict verb, step for step (preprocess -> validate ->
@@ -260,7 +246,7 @@ class DetectionPredictor(kserve.Model):
         assert self.batcher is not None
         try:
             if self._alone(len(payload.images)):
-                self._observe_batch(1, [0.0])
+                self.metrics.observe_batch(1, [0.0])
                 detections = self._run_batch(payload.images, [payload.options])
             else:
                 detections = await self.batcher.submit_many(payload.images, payload.options)

@@ -42,6 +42,7 @@ from nexus.inference.detector import Detector
 from nexus.inference.metadata import ModelMetadata
 from nexus.serving.batching import DynamicBatcher
 from nexus.serving.config import BatchingConfig
+from nexus.serving.metrics import PredictorMetrics
 from nexus.serving.model_source import ModelSource
 from nexus.serving.protocol import (
     JsonInferResponse,
@@ -119,12 +120,14 @@ class TensorPredictor(kserve.Model):
         self.batching = batching or BatchingConfig()
         self.detector: Detector | None = None
         self.batcher: DynamicBatcher | None = None
+        # queue_wait, inference, batch sizes and outcomes; decoding and NMS are the transformer's
+        self.metrics = PredictorMetrics(name, version)
 
     def load(self) -> bool:
         self.detector = Detector.from_path(
             ModelSource.parse(self.model_uri).resolve(device=self.device), self.device
         )
-        self.batcher = DynamicBatcher(self._run_images, self.batching)
+        self.batcher = DynamicBatcher(self._run_images, self.batching, on_batch=self.metrics.observe_batch)
         self.metadata = metadata_parameters(self.detector.metadata)
         self.digest = metadata_digest(self.metadata)
         self.ready = True
@@ -140,7 +143,9 @@ class TensorPredictor(kserve.Model):
             by_shape.setdefault(image.shape, []).append(index)
         for indices in by_shape.values():
             batch = np.stack([images[index] for index in indices]).astype(backend.input_dtype, copy=False)
+            start = time.perf_counter()
             predictions, protos = backend.infer(batch)
+            self.metrics.stage["inference"].observe(time.perf_counter() - start)
             for row, index in enumerate(indices):
                 results[index] = (predictions[row], None if protos is None else protos[row])
         return results
@@ -148,6 +153,9 @@ class TensorPredictor(kserve.Model):
     def stop(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
+
+    async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
+        return await self.metrics.count_outcome(super().__call__(body, headers, verb))
 
     def describe(self) -> dict[str, Any]:
         assert self.detector is not None
@@ -250,6 +258,8 @@ class DetectionTransformer(kserve.Model):
         super().__init__(name)
         self.predictor_host, self.imgsz, self.version = predictor_host, imgsz, version
         self.predictor_wait_s = predictor_wait_s
+        # decode, preprocess (letterbox), inference (the predictor's round trip), postprocess (NMS)
+        self.metrics = PredictorMetrics(name, version)
         self.detector: Detector | None = None
         self.digest = ""
         self._decoders: dict[str, Detector] = {}  # metadata digest -> detector, one per predictor revision
@@ -262,6 +272,9 @@ class DetectionTransformer(kserve.Model):
         self._decoders = {self.digest: self.detector}
         self.ready = True
         return True
+
+    async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
+        return await self.metrics.count_outcome(super().__call__(body, headers, verb))
 
     def _decoder_for(self, response: InferResponse) -> Detector:
         """The detector holding the class names of the predictor revision that answered."""
@@ -291,13 +304,17 @@ class DetectionTransformer(kserve.Model):
         detector = self.detector
 
         def decode_and_letterbox() -> tuple[list[np.ndarray], np.ndarray, list]:
-            images = [
-                image
-                if isinstance(image, np.ndarray)
-                else decode_image_bytes(image, f"image {i}", MAX_IMAGE_PIXELS)
-                for i, image in enumerate(parsed.images)
-            ]
-            return images, *detector.preprocess(images, self.imgsz)
+            images = []
+            for index, image in enumerate(parsed.images):
+                if not isinstance(image, np.ndarray):
+                    start = time.perf_counter()
+                    image = decode_image_bytes(image, f"image {index}", MAX_IMAGE_PIXELS)
+                    self.metrics.stage["decode"].observe(time.perf_counter() - start)  # per image
+                images.append(image)
+            start = time.perf_counter()
+            batch, geometries = detector.preprocess(images, self.imgsz)
+            self.metrics.stage["preprocess"].observe(time.perf_counter() - start)
+            return images, batch, geometries
 
         try:
             # off the event loop: concurrent requests decode on all cores while others wait on the predictor
@@ -332,6 +349,7 @@ class DetectionTransformer(kserve.Model):
             }
         )
         url = f"http://{self.predictor_host}/v2/models/{self.name}/infer"
+        start = time.perf_counter()
         try:
             try:
                 reply = await self._client.post(
@@ -351,6 +369,7 @@ class DetectionTransformer(kserve.Model):
                 if 400 <= reply.status_code < 500:
                     raise InvalidInput(f"the predictor refused the tensor ({reply.status_code}): {message}")
                 raise InferenceError(f"the predictor failed ({reply.status_code}): {message}")
+            self.metrics.stage["inference"].observe(time.perf_counter() - start)
             try:
                 return decode_v2_response(
                     reply.content, reply.headers.get("inference-header-content-length"), self.name
@@ -379,10 +398,12 @@ class DetectionTransformer(kserve.Model):
         if not isinstance(result, InferResponse) or result.id not in self._pending:
             raise InvalidInput("the predictor answered a request this transformer did not send")
         geometries, options, protocol, request_id, shapes = self._pending.pop(result.id)
+        start = time.perf_counter()
         outputs = {output.name: output.as_numpy() for output in result.outputs}
         detections = self._decoder_for(result).postprocess(
             outputs["predictions"], outputs.get("protos"), geometries, [options] * len(geometries)
         )
+        self.metrics.stage["postprocess"].observe(time.perf_counter() - start)
         results = [image_result(d, shape) for d, shape in zip(detections, shapes, strict=True)]
         version = result.model_version or self.version  # the predictor revision that ran the model
         if protocol == "v2":

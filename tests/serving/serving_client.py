@@ -61,6 +61,14 @@ def boxes_of(result: dict) -> list[tuple]:
     return [(d["class_id"], tuple(round(v) for v in d["xyxy"])) for d in result["detections"]]
 
 
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of the Prometheus text ``text`` (0 when the series is absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{key}="{value}"' in line for key, value in labels.items()):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 

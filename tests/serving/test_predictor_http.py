@@ -14,6 +14,7 @@ from serving_client import (
     b64,
     boxes_of,
     bytes_tensor,
+    metric_value,
     v1,
     v2_binary,
     v2_detections,
@@ -159,14 +160,6 @@ def test_segmentation_returns_rle_masks(segment_predictor, jpegs):
     assert meta["parameters"]["task"] == "segment"
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of the Prometheus text ``text`` (0 when the series is absent)."""
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{key}="{value}"' in line for key, value in labels.items()):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def test_ready_and_metrics_per_stage(predictor, jpegs):
     assert httpx.get(f"{predictor.url}/v2/health/ready").json()["ready"] is True
     assert httpx.get(f"{predictor.url}/v2/models/{MODEL_NAME}/ready").status_code == 200
@@ -187,8 +180,8 @@ def test_ready_and_metrics_per_stage(predictor, jpegs):
     assert v1(predictor.url, [{"b64": b64(jpegs[0])}]).status_code == 200
     after = httpx.get(f"{predictor.url}/metrics").text
     for name, labels in series:
-        assert _metric(after, name, **labels) == _metric(before, name, **labels) + 1, (name, labels)
-    assert _metric(after, "request_predict_seconds_sum", model_name=MODEL_NAME) > _metric(
+        assert metric_value(after, name, **labels) == metric_value(before, name, **labels) + 1, (name, labels)
+    assert metric_value(after, "request_predict_seconds_sum", model_name=MODEL_NAME) > metric_value(
         before, "request_predict_seconds_sum", model_name=MODEL_NAME
     )
     assert "uvicorn.access" not in predictor.log_path.read_text()  # per-request access logs are off

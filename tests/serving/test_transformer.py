@@ -24,6 +24,7 @@ from serving_client import (
     b64,
     boxes_of,
     bytes_tensor,
+    metric_value,
     v1,
     v2_binary,
     v2_detections,
@@ -342,3 +343,44 @@ def test_transformer_decodes_with_the_names_of_the_revision_that_answered(split,
     detections = answer["predictions"][0]["detections"]
     assert detections and all(d["class_name"] == names[d["class_id"]] for d in detections)
     assert set(transformer._decoders) == {"0123456789abcdef", current}
+
+
+def test_split_deployment_records_metrics_per_stage(split, jpegs):
+    """The transformer times decode, letterbox, the predictor's round trip and NMS and counts outcomes;
+    the tensor predictor its queue wait, forward passes and batch sizes."""
+    transformer, tensor_predictor = split
+    labels = {"model": MODEL_NAME, "version": "t1"}
+
+    def scrape() -> tuple[str, str]:
+        return (
+            httpx.get(f"{transformer.url}/metrics").text,
+            httpx.get(f"{tensor_predictor.url}/metrics").text,
+        )
+
+    def stage(text: str, name: str, suffix: str = "count") -> float:
+        return metric_value(text, f"nexus_predictor_stage_seconds_{suffix}", **labels, stage=name)
+
+    (t_before, p_before) = scrape()
+    instances = [{"b64": b64(jpegs[0])}, {"b64": b64(jpegs[1])}]
+    assert v1(transformer.url, instances, LOW_CONF).status_code == 200
+    assert v1(transformer.url, [{"b64": b64(b"junk")}]).status_code == 400
+    (t_after, p_after) = scrape()
+
+    for name in ("decode", "preprocess", "inference", "postprocess"):  # once per request that got there
+        assert stage(t_after, name) - stage(t_before, name) == (2 if name == "decode" else 1), name
+        assert stage(t_after, name, "sum") > stage(t_before, name, "sum"), name
+    for outcome, added in (("ok", 1), ("invalid", 1), ("error", 0)):
+        name = "nexus_predictor_requests_total"
+        assert (
+            metric_value(t_after, name, **labels, outcome=outcome)
+            - metric_value(t_before, name, **labels, outcome=outcome)
+            == added
+        ), outcome
+    assert metric_value(p_after, "nexus_predictor_requests_total", **labels, outcome="ok") == (
+        metric_value(p_before, "nexus_predictor_requests_total", **labels, outcome="ok") + 1
+    )
+    assert stage(p_after, "queue_wait") - stage(p_before, "queue_wait") == 2  # one per image
+    assert stage(p_after, "inference") > stage(p_before, "inference")
+    assert metric_value(p_after, "nexus_predictor_batch_size_sum", **labels) == (
+        metric_value(p_before, "nexus_predictor_batch_size_sum", **labels) + 2
+    )
