@@ -15,13 +15,15 @@ def deploy(
     target: str = "local",
     registered_model: str = "nexus-detector",
     namespace: str = "default",
+    kserve_transformer: bool = False,
 ) -> str:
     """Serve ``version`` as a canary at ``canary_percent`` (the champion if nothing is deployed).
 
     ``target="local"`` updates the local deployment (and restarts its server if one runs);
     ``target="kserve"`` applies an InferenceService with ``canaryTrafficPercent`` to the configured
-    cluster. KServe manifests are written to ``manifests`` when the model is on remote storage.
-    Returns the deployment as JSON.
+    cluster; with ``kserve_transformer`` it is the split deployment (a CPU transformer in front of a
+    tensor predictor). KServe manifests are written to ``manifests`` when the model is on remote
+    storage. Returns the deployment as JSON.
     """
     import json
     from pathlib import Path
@@ -32,7 +34,9 @@ def deploy(
     from nexus.settings import NexusSettings
 
     settings = NexusSettings.from_env()
-    cluster = kserve_settings_for(settings, registered_model, version, deployment, canary_percent, namespace)
+    cluster = kserve_settings_for(
+        settings, registered_model, version, deployment, canary_percent, namespace, kserve_transformer
+    )
     Path(manifests.path).mkdir(parents=True, exist_ok=True)
     if cluster is not None:
         write_manifests(cluster, Path(manifests.path))

@@ -34,6 +34,7 @@ def training_pipeline(
     deployment: str = "nexus-detector",
     canary_percent: float = 10.0,
     deploy_target: str = "local",
+    kserve_transformer: bool = False,
     tensorrt: bool = False,
     seed: int = 0,
 ):
@@ -62,5 +63,5 @@ def training_pipeline(
         ).set_caching_options(False)  # fmt: skip
         deploy(
             version=registered.output, deployment=deployment, canary_percent=canary_percent,
-            target=deploy_target, registered_model=registered_model,
+            target=deploy_target, registered_model=registered_model, kserve_transformer=kserve_transformer,
         ).set_caching_options(False)  # fmt: skip

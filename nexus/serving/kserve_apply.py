@@ -24,6 +24,7 @@ def kserve_settings_for(
     deployment: str,
     canary_percent: float,
     namespace: str = "default",
+    transformer: bool = False,
 ) -> DeploymentSettings | None:
     """Cluster settings for serving ``version``; ``None`` when its artifacts are not on remote storage.
 
@@ -35,7 +36,11 @@ def kserve_settings_for(
         return None
     try:
         return DeploymentSettings(
-            name=deployment, storage_uri=source, namespace=namespace, canary_percent=round(canary_percent)
+            name=deployment,
+            storage_uri=source,
+            namespace=namespace,
+            canary_percent=round(canary_percent),
+            transformer=transformer,
         )
     except ValueError as error:
         raise DeploymentError(str(error)) from error

@@ -144,3 +144,24 @@ def test_kserve_target_needs_remote_storage_and_a_cluster(settings, tmp_path, mo
     cluster = DeploymentSettings(name="detector", storage_uri="s3://models/detector/1", canary_percent=10)
     with pytest.raises(DeploymentError, match="no Kubernetes cluster configured"):
         deploy_to_kserve(cluster)
+
+
+@pytest.mark.parametrize("transformer", [False, True])
+def test_kserve_target_builds_the_inference_service_of_a_version_on_s3(settings, transformer):
+    """A version whose artifacts are on S3 gets cluster settings; the pipeline's ``kserve_transformer``
+    turns them into the split deployment."""
+    from nexus.serving.kserve_apply import kserve_settings_for
+    from nexus.serving.manifests import inference_service_manifest
+
+    client = ModelRegistry(settings, NAME).client
+    client.create_registered_model(NAME)
+    version = str(client.create_model_version(NAME, source="s3://models/nexus-detector/7").version)
+    cluster = kserve_settings_for(settings, NAME, version, "detector", 25.0, "vision", transformer)
+    assert (cluster.storage_uri, cluster.namespace, cluster.canary_percent) == (
+        "s3://models/nexus-detector/7", "vision", 25,
+    )  # fmt: skip
+    isvc = inference_service_manifest(cluster)
+    assert ("transformer" in isvc["spec"]) == transformer
+    assert isvc["spec"]["predictor"]["model"]["runtime"] == (
+        "nexus-yolo-tensor-runtime" if transformer else "nexus-yolo-runtime"
+    )
