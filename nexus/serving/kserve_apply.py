@@ -7,11 +7,12 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from nexus.errors import DeploymentError
 from nexus.registry import ModelRegistry
-from nexus.serving.manifests import DeploymentSettings, inference_service_manifest
+from nexus.serving.manifests import DeploymentSettings, inference_service_manifest, serving_runtime_manifest
 from nexus.settings import NexusSettings
 
 REMOTE_SCHEMES = ("s3://", "gs://", "pvc://", "https://")
@@ -47,7 +48,7 @@ def kserve_settings_for(
 
 
 def deploy_to_kserve(cluster: DeploymentSettings | None) -> dict[str, Any]:
-    """Create or patch the InferenceService in the cluster of the current kubeconfig.
+    """Create or patch the ServingRuntime and the InferenceService in the cluster of the current kubeconfig.
 
     Raises:
         DeploymentError: the model is not on remote storage, or no cluster is configured or reachable.
@@ -58,11 +59,11 @@ def deploy_to_kserve(cluster: DeploymentSettings | None) -> dict[str, Any]:
             "point the MLflow artifact store at s3:// (mlflow server --default-artifact-root s3://...)"
         )
     from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
     try:
-        config.load_kube_config()
+        # KUBECONFIG as it is now: the client reads it once, at import
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     except (ConfigException, OSError) as kube_error:
         try:
             config.load_incluster_config()
@@ -71,21 +72,29 @@ def deploy_to_kserve(cluster: DeploymentSettings | None) -> dict[str, Any]:
                 f"no Kubernetes cluster configured (kubeconfig: {kube_error}); "
                 "use target 'local' or set KUBECONFIG"
             ) from kube_error
-    manifest = inference_service_manifest(cluster)
     api = client.CustomObjectsApi()
+    # the ServingRuntime first: an InferenceService naming a runtime that does not exist never becomes ready
+    _apply(api, serving_runtime_manifest(cluster), "servingruntimes", cluster.namespace)
+    return _apply(api, inference_service_manifest(cluster), "inferenceservices", cluster.namespace)
+
+
+def _apply(api: Any, manifest: dict[str, Any], plural: str, namespace: str) -> dict[str, Any]:
+    """Patch the object if it exists, else create it."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
     group, version = manifest["apiVersion"].split("/")
+    what = f"the {manifest['kind']} {manifest['metadata']['name']!r}"
     try:
         try:
             return api.patch_namespaced_custom_object(
-                group, version, cluster.namespace, "inferenceservices", cluster.name, manifest
+                group, version, namespace, plural, manifest["metadata"]["name"], manifest
             )
         except ApiException as error:
             if error.status != 404:
                 raise
-            return api.create_namespaced_custom_object(
-                group, version, cluster.namespace, "inferenceservices", manifest
-            )
+            return api.create_namespaced_custom_object(group, version, namespace, plural, manifest)
     except ApiException as error:
-        raise DeploymentError(
-            f"the cluster refused the InferenceService: {error.status} {error.reason}"
-        ) from error
+        raise DeploymentError(f"the cluster refused {what}: {error.status} {error.reason}") from error
+    except HTTPError as error:
+        raise DeploymentError(f"cannot reach the Kubernetes API server to apply {what}: {error}") from error

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -14,6 +17,7 @@ from nexus.cli.main import main
 from nexus.errors import DeploymentError, RegistryError
 from nexus.registry import CHALLENGER, CHAMPION, Lineage, ModelRegistry
 from nexus.serving.deployment import LocalDeployment, stop_server
+from nexus.serving.launcher import free_port
 from nexus.serving.rollout import deploy_version, promote_deployment, rollback_deployment
 from nexus.settings import NexusSettings
 
@@ -165,3 +169,78 @@ def test_kserve_target_builds_the_inference_service_of_a_version_on_s3(settings,
     assert isvc["spec"]["predictor"]["model"]["runtime"] == (
         "nexus-yolo-tensor-runtime" if transformer else "nexus-yolo-runtime"
     )
+
+
+class _KubeApiStandIn(http.server.BaseHTTPRequestHandler):
+    """Answers like a Kubernetes API server without the objects yet: PATCH 404, POST 201 (or
+    ``refuse`` for every request); records what was asked."""
+
+    calls: ClassVar[list[tuple[str, str, dict]]] = []
+    refuse: ClassVar[int | None] = None
+
+    def _answer(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        type(self).calls.append((self.command, self.path, body))
+        status = self.refuse or (404 if self.command == "PATCH" else 201)
+        payload = json.dumps(body if status == 201 else {"kind": "Status", "code": status}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_PATCH = do_POST = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def kube_api(tmp_path, monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KubeApiStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "users": [{"name": "test", "user": {"token": "t"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "vision"}}],
+    }  # fmt: skip
+    (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    _KubeApiStandIn.calls, _KubeApiStandIn.refuse = [], None
+    yield _KubeApiStandIn
+    server.shutdown()
+
+
+def test_kserve_target_creates_the_runtime_before_the_inference_service(kube_api):
+    from nexus.serving.kserve_apply import deploy_to_kserve
+    from nexus.serving.manifests import DeploymentSettings
+
+    cluster = DeploymentSettings("detector", "s3://models/detector/1", namespace="vision", transformer=True)
+    applied = deploy_to_kserve(cluster)
+    assert [(method, path) for method, path, _ in kube_api.calls] == [
+        (
+            "PATCH",
+            "/apis/serving.kserve.io/v1alpha1/namespaces/vision/servingruntimes/nexus-yolo-tensor-runtime",
+        ),
+        ("POST", "/apis/serving.kserve.io/v1alpha1/namespaces/vision/servingruntimes"),
+        ("PATCH", "/apis/serving.kserve.io/v1beta1/namespaces/vision/inferenceservices/detector"),
+        ("POST", "/apis/serving.kserve.io/v1beta1/namespaces/vision/inferenceservices"),
+    ]
+    assert kube_api.calls[1][2]["kind"] == "ServingRuntime" and "transformer" in applied["spec"]
+
+
+def test_kserve_target_reports_a_refusal_and_an_unreachable_cluster(kube_api, tmp_path, monkeypatch):
+    from nexus.serving.kserve_apply import deploy_to_kserve
+    from nexus.serving.manifests import DeploymentSettings
+
+    cluster = DeploymentSettings("detector", "s3://models/detector/1", namespace="vision")
+    kube_api.refuse = 403
+    with pytest.raises(DeploymentError, match="refused the ServingRuntime 'nexus-yolo-runtime': 403"):
+        deploy_to_kserve(cluster)
+    kubeconfig = json.loads((tmp_path / "kubeconfig").read_text())
+    kubeconfig["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{free_port()}"
+    (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
+    with pytest.raises(DeploymentError, match="cannot reach the Kubernetes API server"):
+        deploy_to_kserve(cluster)
