@@ -111,7 +111,8 @@ def letterbox_batch(
     """Letterbox a batch into one ``(B, 3, H, W)`` RGB tensor scaled to ``[0, 1]``.
 
     Like Ultralytics, ``auto`` (minimum rectangle) applies only when every image has the same shape;
-    otherwise all images are padded to the full ``new_shape``.
+    otherwise all images are padded to the full ``new_shape``. With ``dtype=np.uint8`` the pixels stay
+    unscaled (``0..255``); :func:`scale_pixels` turns them into exactly what a float ``dtype`` gives.
     """
     shape = (new_shape, new_shape) if isinstance(new_shape, int) else tuple(new_shape)
     auto = auto and len({image.shape for image in images}) == 1
@@ -120,8 +121,15 @@ def letterbox_batch(
     canvas = np.empty((len(images), input_h, input_w, 3), dtype=np.uint8)
     for index, (image, geometry) in enumerate(zip(images, geometries, strict=True)):
         letterbox_into(image, geometry, canvas[index])
-    batch = np.empty((len(images), 3, input_h, input_w), dtype=dtype)
-    # BGR -> RGB and HWC -> CHW in one strided pass; division (not a reciprocal multiply) keeps the
-    # values bit-identical to Ultralytics' ``im / 255``.
-    np.divide(canvas[..., ::-1].transpose(0, 3, 1, 2), dtype(255), out=batch, dtype=dtype)
-    return batch, geometries
+    rgb_chw = canvas[..., ::-1].transpose(0, 3, 1, 2)  # BGR -> RGB and HWC -> CHW, one strided view
+    if np.dtype(dtype) == np.uint8:
+        return np.ascontiguousarray(rgb_chw), geometries
+    return scale_pixels(rgb_chw, dtype), geometries
+
+
+def scale_pixels(pixels: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """``uint8`` pixels to ``[0, 1]`` in ``dtype``: a division (not a reciprocal multiply), which keeps
+    the values bit-identical to Ultralytics' ``im / 255``."""
+    out = np.empty(pixels.shape, dtype=dtype)
+    np.divide(pixels, dtype(255), out=out, dtype=dtype)
+    return out

@@ -96,7 +96,8 @@ def test_transformer_rejects_bad_images_and_the_predictor_bad_tensors(split):
     response = httpx.post(f"{tensor_predictor.url}/v2/models/{MODEL_NAME}/infer", json=bad_tensor)
     assert response.status_code == 400 and "[N,3,H,W]" in response.json()["error"]
     meta = httpx.get(f"{tensor_predictor.url}/v2/models/{MODEL_NAME}").json()
-    assert meta["parameters"]["task"] == "detect" and meta["inputs"][0]["datatype"] == "FP32"
+    assert meta["parameters"]["task"] == "detect" and meta["inputs"][0]["datatype"] == "UINT8"
+    assert meta["parameters"]["input_datatypes"] == ["UINT8", "FP32"]
 
 
 def test_tensor_predictor_answers_binary_outputs_equal_to_json(split, detect_onnx):
@@ -169,6 +170,31 @@ def test_tensor_predictor_batches_concurrent_requests_per_input_size(detect_onnx
             np.testing.assert_allclose(answer.outputs[0].data, expected, rtol=1e-4, atol=1e-4)
     finally:
         predictor.stop()
+
+
+def test_tensor_predictor_scales_uint8_pixels_exactly_like_the_letterbox(split, jpegs):
+    """What the transformer sends (UINT8 pixels, a quarter of FP32's bytes) gives the same outputs as the
+    FP32 batch ``letterbox_batch`` makes from the same images, bit for bit."""
+    import cv2
+
+    from nexus.vision.letterbox import letterbox_batch
+
+    _, tensor_predictor = split
+    images = [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) for jpeg in jpegs[:2]]
+    pixels, _ = letterbox_batch(images, 96, dtype=np.uint8)
+    scaled, _ = letterbox_batch(images, 96, dtype=np.float32)
+    assert pixels.dtype == np.uint8 and pixels.shape == scaled.shape
+    answers = []
+    for batch, datatype in ((pixels, "UINT8"), (scaled, "FP32")):
+        tensor = {"name": "input", "shape": list(batch.shape), "datatype": datatype}
+        reply = v2_binary(tensor_predictor.url, tensor, batch.tobytes(), {"binary_data_output": True})
+        assert reply.status_code == 200, reply.text
+        length = reply.headers["inference-header-content-length"]
+        answers.append(decode_v2_response(reply.content, length, MODEL_NAME).outputs[0].data)
+    np.testing.assert_array_equal(answers[0], answers[1])
+    int32 = {"name": "input", "shape": [1, 3, 64, 64], "datatype": "INT32"}
+    refused = v2_binary(tensor_predictor.url, int32, bytes(4 * 3 * 64 * 64))
+    assert refused.status_code == 400 and "expected UINT8 pixels or FP32" in refused.json()["error"]
 
 
 @pytest.mark.parametrize(
