@@ -20,10 +20,10 @@ def deploy(
     """Serve ``version`` as a canary at ``canary_percent`` (the champion if nothing is deployed).
 
     ``target="local"`` updates the local deployment (and restarts its server if one runs);
-    ``target="kserve"`` applies an InferenceService with ``canaryTrafficPercent`` to the configured
-    cluster; with ``kserve_transformer`` it is the split deployment (a CPU transformer in front of a
-    tensor predictor). KServe manifests are written to ``manifests`` when the model is on remote
-    storage. Returns the deployment as JSON.
+    ``target="kserve"`` applies our ServingRuntime and an InferenceService with
+    ``canaryTrafficPercent`` to the configured cluster; with ``kserve_transformer`` it is the split
+    deployment (a CPU transformer in front of a tensor predictor). KServe manifests are written to
+    ``manifests`` when the model is on remote storage. Returns the deployment as JSON.
     """
     import json
     from pathlib import Path
