@@ -294,6 +294,16 @@ class DetectionTransformer(kserve.Model):
     async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
         return await self.metrics.count_outcome(super().__call__(body, headers, verb))
 
+    def describe(self) -> dict[str, Any]:
+        """The predictor's class names, task and input size as this transformer learned them."""
+        assert self.detector is not None
+        return {
+            **metadata_parameters(self.detector.metadata),
+            "backend": f"remote:{self.predictor_host}",
+            "version": self.version,
+            "predictor_host": self.predictor_host,
+        }
+
     def _decoder_for(self, response: InferResponse) -> Detector:
         """The detector holding the class names of the predictor revision that answered."""
         parameters = response.parameters or {}

@@ -98,6 +98,11 @@ def test_transformer_rejects_bad_images_and_the_predictor_bad_tensors(split):
     meta = httpx.get(f"{tensor_predictor.url}/v2/models/{MODEL_NAME}").json()
     assert meta["parameters"]["task"] == "detect" and meta["inputs"][0]["datatype"] == "UINT8"
     assert meta["parameters"]["input_datatypes"] == ["UINT8", "FP32"]
+    # the public endpoint of a split deployment describes the model like the single predictor does
+    public = httpx.get(f"{transformer.url}/v2/models/{MODEL_NAME}").json()
+    assert public["parameters"]["names"] == meta["parameters"]["names"]
+    assert public["parameters"]["task"] == "detect" and public["platform"].startswith("nexus/remote:")
+    assert {spec["datatype"] for spec in public["inputs"]} == {"BYTES", "UINT8"}
 
 
 def test_tensor_predictor_answers_binary_outputs_equal_to_json(split, detect_onnx):
