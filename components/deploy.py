@@ -49,18 +49,40 @@ def deploy(
 
 
 @dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
-def promote(deployment: str = "nexus-detector") -> str:
-    """Make the canary's challenger the champion; returns the champion version."""
+def promote(deployment: str = "nexus-detector", target: str = "local", namespace: str = "default") -> str:
+    """Make the canary's challenger the champion; returns the champion version.
+
+    ``target="kserve"``: the InferenceService ``deployment`` gets ``canaryTrafficPercent`` 100; returns
+    the InferenceService's name, namespace and percent as JSON.
+    """
+    import json
+
+    from nexus.serving.kserve_apply import set_canary_traffic
     from nexus.serving.rollout import promote_deployment
     from nexus.settings import NexusSettings
 
+    if target == "kserve":
+        return json.dumps(set_canary_traffic(deployment, namespace, 100))
+    if target != "local":
+        raise ValueError(f"target must be 'local' or 'kserve', got {target!r}")
     return str(promote_deployment(NexusSettings.from_env(), deployment).champion)
 
 
 @dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
-def rollback(deployment: str = "nexus-detector") -> str:
-    """Drop the challenger, or restore the previous champion; returns the champion version."""
+def rollback(deployment: str = "nexus-detector", target: str = "local", namespace: str = "default") -> str:
+    """Drop the challenger, or restore the previous champion; returns the champion version.
+
+    ``target="kserve"``: the InferenceService ``deployment`` gets ``canaryTrafficPercent`` 0 (its
+    previous ready revision serves); returns the InferenceService's name, namespace and percent as JSON.
+    """
+    import json
+
+    from nexus.serving.kserve_apply import set_canary_traffic
     from nexus.serving.rollout import rollback_deployment
     from nexus.settings import NexusSettings
 
+    if target == "kserve":
+        return json.dumps(set_canary_traffic(deployment, namespace, 0))
+    if target != "local":
+        raise ValueError(f"target must be 'local' or 'kserve', got {target!r}")
     return str(rollback_deployment(NexusSettings.from_env(), deployment).champion)

@@ -3,6 +3,7 @@
 Example:
     nexus deploy status --router http://127.0.0.1:8080
     nexus deploy promote
+    nexus deploy promote --kserve detector --namespace vision
     nexus deploy manifests --name detector --storage-uri s3://models/detector/v2 --canary-percent 10
     nexus deploy manifests --name detector --storage-uri s3://models/detector/v2 --gpus 1 --transformer
 """
@@ -45,15 +46,41 @@ def status_command(router: RouterOption = DEFAULT_ROUTER) -> None:
     typer.echo(json.dumps(_call("GET", router, "/admin/status"), indent=2))
 
 
+KServeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kserve", help="Steer this KServe InferenceService (canaryTrafficPercent) instead of the router."
+    ),
+]
+NamespaceOption = Annotated[str, typer.Option("--namespace", help="The InferenceService's namespace.")]
+
+
+def _kserve_traffic(name: str, namespace: str, percent: int) -> None:
+    from nexus.serving.kserve_apply import set_canary_traffic
+
+    typer.echo(json.dumps(set_canary_traffic(name, namespace, percent), indent=2))
+
+
 @app.command("promote")
-def promote_command(router: RouterOption = DEFAULT_ROUTER) -> None:
-    """Make the challenger the champion (all traffic)."""
+def promote_command(
+    router: RouterOption = DEFAULT_ROUTER, kserve: KServeOption = None, namespace: NamespaceOption = "default"
+) -> None:
+    """Make the challenger the champion (all traffic); on KServe, canaryTrafficPercent 100."""
+    if kserve:
+        _kserve_traffic(kserve, namespace, 100)
+        return
     typer.echo(json.dumps(_call("POST", router, "/admin/promote"), indent=2))
 
 
 @app.command("rollback")
-def rollback_command(router: RouterOption = DEFAULT_ROUTER) -> None:
-    """Send all traffic back to the champion and drop the challenger."""
+def rollback_command(
+    router: RouterOption = DEFAULT_ROUTER, kserve: KServeOption = None, namespace: NamespaceOption = "default"
+) -> None:
+    """Send all traffic back to the champion and drop the challenger; on KServe, canaryTrafficPercent 0
+    (the previous ready revision serves)."""
+    if kserve:
+        _kserve_traffic(kserve, namespace, 0)
+        return
     typer.echo(json.dumps(_call("POST", router, "/admin/rollback"), indent=2))
 
 
@@ -61,8 +88,15 @@ def rollback_command(router: RouterOption = DEFAULT_ROUTER) -> None:
 def traffic_command(
     percent: Annotated[float, typer.Argument(help="Challenger share, 0-100.")],
     router: RouterOption = DEFAULT_ROUTER,
+    kserve: KServeOption = None,
+    namespace: NamespaceOption = "default",
 ) -> None:
     """Change the challenger's share of traffic."""
+    if kserve:
+        if percent != int(percent):
+            raise NexusError(f"KServe's canaryTrafficPercent is a whole number, got {percent}")
+        _kserve_traffic(kserve, namespace, int(percent))
+        return
     typer.echo(json.dumps(_call("PUT", router, "/admin/traffic", {"percent": percent}), indent=2))
 
 

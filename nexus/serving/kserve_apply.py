@@ -7,7 +7,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from nexus.errors import DeploymentError
@@ -58,6 +60,42 @@ def deploy_to_kserve(cluster: DeploymentSettings | None) -> dict[str, Any]:
             "the registered model's artifacts are local files; a KServe cluster needs them on S3/MinIO: "
             "point the MLflow artifact store at s3:// (mlflow server --default-artifact-root s3://...)"
         )
+    api = _custom_objects_api()
+    # the ServingRuntime first: an InferenceService naming a runtime that does not exist never becomes ready
+    _apply(api, serving_runtime_manifest(cluster), "servingruntimes", cluster.namespace)
+    return _apply(api, inference_service_manifest(cluster), "inferenceservices", cluster.namespace)
+
+
+def set_canary_traffic(name: str, namespace: str, percent: int) -> dict[str, Any]:
+    """Steer a KServe canary: ``percent`` of the traffic to the predictor's latest revision; returns
+    the InferenceService's name, namespace and ``canaryTrafficPercent`` as the cluster answered.
+
+    100 promotes it, 0 rolls back to the previous ready revision (KServe keeps it), anything between
+    re-splits the traffic. Patches ``spec.predictor.canaryTrafficPercent``; with a transformer the
+    predictor's revisions are what the canary rolls out.
+
+    Raises:
+        DeploymentError: the percent is out of range, the InferenceService does not exist, or the
+            cluster refused or could not be reached.
+    """
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise DeploymentError(f"canaryTrafficPercent must be a whole number within [0, 100], got {percent!r}")
+    api = _custom_objects_api()
+    patch = {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
+    with _kube_errors(f"the InferenceService {name!r} in namespace {namespace!r}"):
+        applied = api.patch_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name, patch
+        )
+    predictor = applied.get("spec", {}).get("predictor", {})
+    return {
+        "inferenceservice": name,
+        "namespace": namespace,
+        "canaryTrafficPercent": predictor.get("canaryTrafficPercent"),
+    }
+
+
+def _custom_objects_api() -> Any:
+    """The CustomObjectsApi of the current kubeconfig (or of the pod's service account)."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
@@ -72,29 +110,43 @@ def deploy_to_kserve(cluster: DeploymentSettings | None) -> dict[str, Any]:
                 f"no Kubernetes cluster configured (kubeconfig: {kube_error}); "
                 "use target 'local' or set KUBECONFIG"
             ) from kube_error
-    api = client.CustomObjectsApi()
-    # the ServingRuntime first: an InferenceService naming a runtime that does not exist never becomes ready
-    _apply(api, serving_runtime_manifest(cluster), "servingruntimes", cluster.namespace)
-    return _apply(api, inference_service_manifest(cluster), "inferenceservices", cluster.namespace)
+    return client.CustomObjectsApi()
+
+
+@contextlib.contextmanager
+def _kube_errors(what: str) -> Iterator[None]:
+    """API refusals and connection failures as a ``DeploymentError`` naming ``what``."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as error:
+        if error.status == 404:
+            raise DeploymentError(f"the cluster has no {what.removeprefix('the ')}") from error
+        raise DeploymentError(f"the cluster refused {what}: {error.status} {error.reason}") from error
+    except HTTPError as error:
+        raise DeploymentError(f"cannot reach the Kubernetes API server for {what}: {error}") from error
 
 
 def _apply(api: Any, manifest: dict[str, Any], plural: str, namespace: str) -> dict[str, Any]:
     """Patch the object if it exists, else create it."""
     from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError
 
     group, version = manifest["apiVersion"].split("/")
-    what = f"the {manifest['kind']} {manifest['metadata']['name']!r}"
-    try:
+    name = manifest["metadata"]["name"]
+    with _kube_errors(f"the {manifest['kind']} {name!r} in namespace {namespace!r}"):
         try:
-            return api.patch_namespaced_custom_object(
-                group, version, namespace, plural, manifest["metadata"]["name"], manifest
-            )
+            return api.patch_namespaced_custom_object(group, version, namespace, plural, name, manifest)
         except ApiException as error:
             if error.status != 404:
                 raise
+        try:
             return api.create_namespaced_custom_object(group, version, namespace, plural, manifest)
-    except ApiException as error:
-        raise DeploymentError(f"the cluster refused {what}: {error.status} {error.reason}") from error
-    except HTTPError as error:
-        raise DeploymentError(f"cannot reach the Kubernetes API server to apply {what}: {error}") from error
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            raise DeploymentError(
+                f"the cluster serves no {plural} in namespace {namespace!r}: is KServe installed, "
+                "and does the namespace exist?"
+            ) from error

@@ -177,12 +177,20 @@ class _KubeApiStandIn(http.server.BaseHTTPRequestHandler):
 
     calls: ClassVar[list[tuple[str, str, dict]]] = []
     refuse: ClassVar[int | None] = None
+    existing: ClassVar[set[str]] = set()  # paths that PATCH finds
+    serves: ClassVar[bool] = True  # False: KServe's CRDs are not installed (POST 404)
+    url: ClassVar[str] = ""
 
     def _answer(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        type(self).calls.append((self.command, self.path, body))
-        status = self.refuse or (404 if self.command == "PATCH" else 201)
-        payload = json.dumps(body if status == 201 else {"kind": "Status", "code": status}).encode()
+        stand_in = type(self)
+        stand_in.calls.append((self.command, self.path, body, self.headers.get("Content-Type")))
+        if self.command == "PATCH":
+            status = 200 if self.path in stand_in.existing else 404
+        else:
+            status = 201 if stand_in.serves else 404
+        status = self.refuse or status
+        payload = json.dumps(body if status < 300 else {"kind": "Status", "code": status}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -198,17 +206,19 @@ class _KubeApiStandIn(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def kube_api(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KubeApiStandIn)
+    _KubeApiStandIn.url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     kubeconfig = {
         "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "clusters": [{"name": "test", "cluster": {"server": _KubeApiStandIn.url}}],
         "users": [{"name": "test", "user": {"token": "t"}}],
         "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "vision"}}],
     }  # fmt: skip
     (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
     _KubeApiStandIn.calls, _KubeApiStandIn.refuse = [], None
+    _KubeApiStandIn.existing, _KubeApiStandIn.serves = set(), True
     yield _KubeApiStandIn
     server.shutdown()
 
@@ -219,7 +229,7 @@ def test_kserve_target_creates_the_runtime_before_the_inference_service(kube_api
 
     cluster = DeploymentSettings("detector", "s3://models/detector/1", namespace="vision", transformer=True)
     applied = deploy_to_kserve(cluster)
-    assert [(method, path) for method, path, _ in kube_api.calls] == [
+    assert [(method, path) for method, path, *_ in kube_api.calls] == [
         (
             "PATCH",
             "/apis/serving.kserve.io/v1alpha1/namespaces/vision/servingruntimes/nexus-yolo-tensor-runtime",
@@ -237,10 +247,67 @@ def test_kserve_target_reports_a_refusal_and_an_unreachable_cluster(kube_api, tm
 
     cluster = DeploymentSettings("detector", "s3://models/detector/1", namespace="vision")
     kube_api.refuse = 403
-    with pytest.raises(DeploymentError, match="refused the ServingRuntime 'nexus-yolo-runtime': 403"):
+    with pytest.raises(
+        DeploymentError, match="refused the ServingRuntime 'nexus-yolo-runtime' in namespace 'vision': 403"
+    ):
         deploy_to_kserve(cluster)
     kubeconfig = json.loads((tmp_path / "kubeconfig").read_text())
     kubeconfig["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{free_port()}"
     (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
     with pytest.raises(DeploymentError, match="cannot reach the Kubernetes API server"):
         deploy_to_kserve(cluster)
+
+    kube_api.refuse, kube_api.serves = None, False  # a cluster without KServe
+    kubeconfig["clusters"][0]["cluster"]["server"] = kube_api.url
+    (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
+    with pytest.raises(
+        DeploymentError, match="serves no servingruntimes in namespace 'vision': is KServe installed"
+    ):
+        deploy_to_kserve(cluster)
+
+
+ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/vision/inferenceservices/detector"
+
+
+@pytest.mark.parametrize(
+    ("argv", "percent"),
+    [
+        (["deploy", "promote"], 100),
+        (["deploy", "rollback"], 0),
+        (["deploy", "traffic", "30"], 30),
+    ],
+)
+def test_cli_steers_a_kserve_canary(kube_api, capsys, argv, percent):
+    kube_api.existing = {ISVC_PATH}
+    assert main([*argv, "--kserve", "detector", "--namespace", "vision"]) == 0
+    ((method, path, body, content_type),) = kube_api.calls
+    assert (method, path) == ("PATCH", ISVC_PATH)
+    assert body == {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
+    assert content_type == "application/merge-patch+json"  # other predictor fields stay as they are
+    assert json.loads(capsys.readouterr().out)["canaryTrafficPercent"] == percent
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["deploy", "promote", "--kserve", "detector", "--namespace", "vision"],
+         "no InferenceService 'detector' in namespace 'vision'"),
+        (["deploy", "traffic", "12.5", "--kserve", "detector"], "whole number"),
+        (["deploy", "traffic", "150", "--kserve", "detector"], "within [0, 100]"),
+    ],
+)  # fmt: skip
+def test_cli_kserve_errors_name_the_problem(kube_api, capsys, argv, message):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_promote_and_rollback_components_steer_a_kserve_canary(kube_api):
+    from components.deploy import promote, rollback
+
+    kube_api.existing = {ISVC_PATH}
+    promoted = json.loads(promote.python_func(deployment="detector", target="kserve", namespace="vision"))
+    rolled_back = json.loads(rollback.python_func(deployment="detector", target="kserve", namespace="vision"))
+    assert (promoted["canaryTrafficPercent"], rolled_back["canaryTrafficPercent"]) == (100, 0)
+    assert [(method, path) for method, path, *_ in kube_api.calls] == [("PATCH", ISVC_PATH)] * 2
+    with pytest.raises(ValueError, match="target must be 'local' or 'kserve'"):
+        promote.python_func(deployment="detector", target="cluster")
