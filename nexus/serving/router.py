@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from nexus.serving.metrics import ROUTER_ERRORS, ROUTER_LATENCY, ROUTER_REQUESTS
+from nexus.serving.rollback_rule import VersionHealth, rollback_reason
 
 VERSION_HEADER = "X-Model-Version"
 USER_HEADER = "X-User-Id"
@@ -113,6 +114,10 @@ class VersionStats:
         latencies = sorted(latency for _, latency in self.recent)
         return latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
 
+    def health(self) -> VersionHealth:
+        """The sliding window as the rollback rule reads it."""
+        return VersionHealth(len(self.recent), self.window_error_rate, self.window_p95)
+
     def summary(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
@@ -181,23 +186,13 @@ class CanaryRouter:
             return None
         champion = self.stats.get(self.champion.version)
         challenger = self.stats.get(self.challenger.version)
-        if challenger is None or len(challenger.recent) < policy.min_requests:
-            return None
-        champion_error = champion.window_error_rate if champion else 0.0
-        if challenger.window_error_rate > champion_error + policy.max_error_rate_margin:
-            return (
-                f"challenger error rate {challenger.window_error_rate:.1%} exceeds the champion's "
-                f"{champion_error:.1%} by more than {policy.max_error_rate_margin:.1%}"
-            )
-        if champion is None or len(champion.recent) < policy.min_requests:
-            return None
-        limit = champion.window_p95 * (1 + policy.max_p95_margin)
-        if challenger.window_p95 > limit:
-            return (
-                f"challenger p95 latency {challenger.window_p95 * 1000:.1f} ms exceeds the champion's "
-                f"{champion.window_p95 * 1000:.1f} ms by more than {policy.max_p95_margin:.0%}"
-            )
-        return None
+        return rollback_reason(
+            champion.health() if champion else None,
+            challenger.health() if challenger else None,
+            policy.min_requests,
+            policy.max_error_rate_margin,
+            policy.max_p95_margin,
+        )
 
     def check_rollback(self) -> None:
         reason = self.rollback_reason()

@@ -9,26 +9,19 @@ import math
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+from prometheus_server import PrometheusServer, tool
 from serving_client import MODEL_NAME, RouterThread, b64
 
-from nexus.serving.launcher import free_port
 from nexus.serving.router import CanaryRouter, RollbackPolicy, Upstream
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "manifests" / "monitoring"
 RULE_TESTS = Path(__file__).parent / "monitoring" / "serving_rules_test.yaml"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not installed: scripts/install-services.sh installs Debian's prometheus"
-    return path
 
 
 def rule_groups() -> dict:
@@ -119,64 +112,6 @@ def test_kustomization_lists_every_file_of_the_folder():
 # ------------------------------------------------------------------------ a real Prometheus, real traffic
 
 
-class PrometheusServer:
-    def __init__(self, folder: Path, targets: list[str]) -> None:
-        (folder / "rules.yaml").write_text(yaml.safe_dump(rule_groups()))
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": ["rules.yaml"],
-            "scrape_configs": [{"job_name": "nexus-serving", "static_configs": [{"targets": targets}]}],
-        }
-        (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = open(folder / "prometheus.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                tool("prometheus"),
-                f"--config.file={folder / 'prometheus.yml'}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address={self.url.removeprefix('http://')}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "prometheus exited; see prometheus.log"
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("prometheus was not ready in time")
-
-    def query(self, expr: str) -> list[dict]:
-        body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
-        assert body["status"] == "success", (expr, body)
-        return body["data"]["result"]
-
-    def wait_for(self, expr: str, check, timeout_s: float = 30.0) -> list[dict]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            result = self.query(expr)
-            if check(result) or time.monotonic() > deadline:
-                return result
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
 def _values(result: list[dict], label: str) -> dict[str, float]:
     return {sample["metric"].get(label, ""): float(sample["value"][1]) for sample in result}
 
@@ -191,7 +126,7 @@ def test_prometheus_evaluates_the_rules_and_dashboard_on_live_serving(tmp_path, 
     )
     with RouterThread(router) as router_thread:
         targets = [u.removeprefix("http://") for u in (predictor.url, challenger.url, router_thread.url)]
-        prometheus = PrometheusServer(tmp_path, targets)
+        prometheus = PrometheusServer(tmp_path, targets, rule_groups())
         try:
             prometheus.wait_ready()
             # counters must be scraped once before the traffic, or their rates would be zero
