@@ -4,6 +4,7 @@ Example:
     nexus deploy status --router http://127.0.0.1:8080
     nexus deploy promote
     nexus deploy promote --kserve detector --namespace vision
+    nexus deploy guard --kserve detector --prometheus http://prometheus:9090
     nexus deploy manifests --name detector --storage-uri s3://models/detector/v2 --canary-percent 10
     nexus deploy manifests --name detector --storage-uri s3://models/detector/v2 --gpus 1 --transformer
 """
@@ -98,6 +99,43 @@ def traffic_command(
         _kserve_traffic(kserve, namespace, int(percent))
         return
     typer.echo(json.dumps(_call("PUT", router, "/admin/traffic", {"percent": percent}), indent=2))
+
+
+@app.command("guard")
+def guard_command(
+    kserve: Annotated[str, typer.Option("--kserve", help="The InferenceService whose canary to guard.")],
+    prometheus: Annotated[
+        str,
+        typer.Option(
+            "--prometheus", help="Prometheus URL (env NEXUS_PROMETHEUS_URL).", envvar="NEXUS_PROMETHEUS_URL"
+        ),
+    ],
+    namespace: NamespaceOption = "default",
+    window: Annotated[str, typer.Option("--window", help="Comparison window (Prometheus duration).")] = "5m",
+    min_requests: Annotated[int, typer.Option("--min-requests")] = 20,
+    max_error_rate_margin: Annotated[float, typer.Option("--max-error-rate-margin")] = 0.05,
+    max_p95_margin: Annotated[float, typer.Option("--max-p95-margin", help="0.5 = 50% slower.")] = 0.5,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between checks.")] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
+) -> None:
+    """Roll a KServe canary back automatically when its revision fails or slows down (Prometheus).
+
+    Prints one JSON line per check; stops after a rollback or when no canary is running.
+    """
+    import time
+
+    from nexus.serving.kserve_guard import CanaryGuardPolicy, guard_canary
+
+    try:
+        policy = CanaryGuardPolicy(window, min_requests, max_error_rate_margin, max_p95_margin)
+    except ValueError as error:
+        raise NexusError(str(error)) from error
+    while True:
+        decision = guard_canary(kserve, namespace, prometheus, policy)
+        typer.echo(json.dumps(decision.to_dict()))
+        if once or decision.rolled_back or not decision.state.active:
+            return
+        time.sleep(interval)
 
 
 @app.command("manifests")

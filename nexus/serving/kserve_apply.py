@@ -94,6 +94,19 @@ def set_canary_traffic(name: str, namespace: str, percent: int) -> dict[str, Any
     }
 
 
+def get_inference_service(name: str, namespace: str) -> dict[str, Any]:
+    """The InferenceService as the cluster has it, status included.
+
+    Raises:
+        DeploymentError: it does not exist, or the cluster refused or could not be reached.
+    """
+    api = _custom_objects_api()
+    with _kube_errors(f"the InferenceService {name!r} in namespace {namespace!r}"):
+        return api.get_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name
+        )
+
+
 def _custom_objects_api() -> Any:
     """The CustomObjectsApi of the current kubeconfig (or of the pod's service account)."""
     from kubernetes import client, config

@@ -68,3 +68,12 @@ def jpegs(val_images) -> list[bytes]:
         assert ok
         out.append(data.tobytes())
     return out
+
+
+@pytest.fixture
+def kube_api(tmp_path, monkeypatch):
+    """A Kubernetes API stand-in on a free port, with KUBECONFIG pointing at it (namespace vision)."""
+    from kube_api import kube_api_stand_in
+
+    with kube_api_stand_in(tmp_path, monkeypatch) as stand_in:
+        yield stand_in

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
-import threading
 from pathlib import Path
-from typing import ClassVar
 
 import httpx
 import pytest
@@ -169,58 +166,6 @@ def test_kserve_target_builds_the_inference_service_of_a_version_on_s3(settings,
     assert isvc["spec"]["predictor"]["model"]["runtime"] == (
         "nexus-yolo-tensor-runtime" if transformer else "nexus-yolo-runtime"
     )
-
-
-class _KubeApiStandIn(http.server.BaseHTTPRequestHandler):
-    """Answers like a Kubernetes API server without the objects yet: PATCH 404, POST 201 (or
-    ``refuse`` for every request); records what was asked."""
-
-    calls: ClassVar[list[tuple[str, str, dict]]] = []
-    refuse: ClassVar[int | None] = None
-    existing: ClassVar[set[str]] = set()  # paths that PATCH finds
-    serves: ClassVar[bool] = True  # False: KServe's CRDs are not installed (POST 404)
-    url: ClassVar[str] = ""
-
-    def _answer(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        stand_in = type(self)
-        stand_in.calls.append((self.command, self.path, body, self.headers.get("Content-Type")))
-        if self.command == "PATCH":
-            status = 200 if self.path in stand_in.existing else 404
-        else:
-            status = 201 if stand_in.serves else 404
-        status = self.refuse or status
-        payload = json.dumps(body if status < 300 else {"kind": "Status", "code": status}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_PATCH = do_POST = _answer
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def kube_api(tmp_path, monkeypatch):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KubeApiStandIn)
-    _KubeApiStandIn.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": _KubeApiStandIn.url}}],
-        "users": [{"name": "test", "user": {"token": "t"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "vision"}}],
-    }  # fmt: skip
-    (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
-    _KubeApiStandIn.calls, _KubeApiStandIn.refuse = [], None
-    _KubeApiStandIn.existing, _KubeApiStandIn.serves = set(), True
-    yield _KubeApiStandIn
-    server.shutdown()
 
 
 def test_kserve_target_creates_the_runtime_before_the_inference_service(kube_api):
