@@ -1,4 +1,4 @@
-"""``deploy``, ``promote``, ``rollback``: move registered versions through a canary rollout."""
+"""``deploy``, ``promote``, ``rollback``, ``guard``: move registered versions through a canary rollout."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Output
@@ -86,3 +86,23 @@ def rollback(deployment: str = "nexus-detector", target: str = "local", namespac
     if target != "local":
         raise ValueError(f"target must be 'local' or 'kserve', got {target!r}")
     return str(rollback_deployment(NexusSettings.from_env(), deployment).champion)
+
+
+@dsl.component(base_image=NEXUS_IMAGE, install_kfp_package=False)
+def guard(
+    deployment: str,
+    prometheus_url: str,
+    namespace: str = "default",
+    window: str = "5m",
+    min_requests: int = 20,
+    max_error_rate_margin: float = 0.05,
+    max_p95_margin: float = 0.5,
+) -> str:
+    """Check a KServe canary once and roll it back when its revision is worse (``nexus deploy guard``);
+    returns the decision (revisions, their health, the reason, whether it rolled back) as JSON."""
+    import json
+
+    from nexus.serving.kserve_guard import CanaryGuardPolicy, guard_canary
+
+    policy = CanaryGuardPolicy(window, min_requests, max_error_rate_margin, max_p95_margin)
+    return json.dumps(guard_canary(deployment, namespace, prometheus_url, policy).to_dict())

@@ -179,3 +179,18 @@ def test_guard_reports_an_unreachable_prometheus(kube_api):
     kube_api.objects = {ISVC: isvc_with_traffic((CHALLENGER, 10, True), (CHAMPION, 90, False))}
     with pytest.raises(DeploymentError, match="cannot query Prometheus"):
         guard_canary("detector", "vision", f"http://127.0.0.1:{free_port()}")
+
+
+def test_guard_component_rolls_back_through_the_same_rule(kube_api, prometheus):
+    import json
+
+    from components.deploy import guard
+
+    kube_api.objects = {ISVC: isvc_with_traffic((CHALLENGER, 10, True), (CHAMPION, 90, False))}
+    kube_api.existing = {ISVC}
+    answer = guard.python_func(
+        deployment="detector", prometheus_url=prometheus.url, namespace="vision", window="10m"
+    )
+    decision = json.loads(answer)
+    assert decision["rolled_back"] and decision["challenger"] == CHALLENGER
+    assert decision["health"][CHALLENGER]["requests"] >= 25
