@@ -415,3 +415,31 @@ def test_split_deployment_records_metrics_per_stage(split, jpegs):
     assert metric_value(p_after, "nexus_predictor_batch_size_sum", **labels) == (
         metric_value(p_before, "nexus_predictor_batch_size_sum", **labels) + 2
     )
+
+
+def test_split_deployment_serves_segmentation_masks_like_the_single_predictor(
+    segment_onnx, segment_predictor, jpegs, predictor_logs
+):
+    """Protos travel back as a binary tensor; the transformer's masks are the single predictor's."""
+    with PredictorProcess.start(
+        segment_onnx,
+        version="seg1",
+        log_path=predictor_logs / "seg-tensor.log",
+        extra_args=["--mode", "tensor-predictor"],
+    ) as tensor_predictor:
+        host = tensor_predictor.url.removeprefix("http://")
+        with PredictorProcess.start(
+            None,
+            version="seg1",
+            log_path=predictor_logs / "seg-transformer.log",
+            extra_args=["--mode", "transformer", "--predictor-host", host],
+        ) as transformer:
+            instances = [{"b64": b64(jpegs[0])}, {"b64": b64(jpegs[1])}]
+            direct = v1(segment_predictor.url, instances, LOW_CONF).json()["predictions"]
+            response = v1(transformer.url, instances, LOW_CONF)
+    assert response.status_code == 200, response.text
+    split = response.json()["predictions"]
+    assert [boxes_of(r) for r in split] == [boxes_of(r) for r in direct]
+    assert any(r["detections"] for r in split)
+    for ours, theirs in zip(split, direct, strict=True):
+        assert [d["mask"] for d in ours["detections"]] == [d["mask"] for d in theirs["detections"]]
