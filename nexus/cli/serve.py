@@ -1,8 +1,11 @@
-"""``nexus serve MODEL [--canary MODEL2 --canary-percent N]``: a local KServe predictor, or a canary.
+"""``nexus serve MODEL [--canary MODEL2 --canary-percent N] [--split]``: a local KServe predictor, a
+canary, or the split deployment.
 
 Without ``--canary`` one predictor serves on ``--port``. With it, champion and challenger predictors
 start on free localhost ports and a router on ``--port`` splits traffic between them (see
-``nexus deploy promote|rollback|status``).
+``nexus deploy promote|rollback|status``). With ``--split``, the deployment ``nexus deploy manifests
+--transformer`` describes for a cluster: a tensor predictor on a free port runs the model, and a
+transformer on ``--port`` decodes, letterboxes and runs NMS.
 """
 
 from __future__ import annotations
@@ -57,8 +60,23 @@ def serve_command(
     log_dir: Annotated[
         Path | None, typer.Option("--log-dir", help="Where the canary's predictor logs go.")
     ] = None,
+    split: Annotated[
+        bool,
+        typer.Option(
+            "--split",
+            help="A transformer on --port (decode, NMS) in front of a tensor predictor (the model).",
+        ),
+    ] = False,
 ) -> None:
     """Serve a model over KServe v1 and v2 (dynamic batching), optionally as a canary A/B."""
+    if split:
+        if canary is not None:
+            raise NexusError(
+                "--split and --canary do not combine locally; on KServe a canary rolls out the predictor "
+                "behind the transformer (nexus deploy manifests --transformer --canary-percent N)"
+            )
+        _serve_split(model, port, host, name, device, max_batch_size, max_delay_ms, version, log_dir)
+        return
     if canary is None:
         sys.argv = sys.argv[:1]  # kserve parses the command line when imported
         from nexus.serving.config import BatchingConfig, PredictorConfig
@@ -161,3 +179,44 @@ def _serve_canary(
     finally:
         for predictor in started:
             predictor.stop()
+
+
+def _serve_split(
+    model: str,
+    port: int,
+    host: str,
+    name: str,
+    device: str,
+    max_batch_size: int,
+    max_delay_ms: float,
+    version: str,
+    log_dir: Path | None,
+) -> None:
+    from nexus.serving.launcher import PredictorProcess
+
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    with PredictorProcess.start(
+        model,
+        version=version,
+        model_name=name,
+        device=device,
+        max_batch_size=max_batch_size,
+        max_delay_ms=max_delay_ms,
+        log_path=None if log_dir is None else log_dir / "tensor-predictor.log",
+        timeout_s=120,
+        extra_args=["--mode", "tensor-predictor"],
+    ) as tensor_predictor:
+        sys.argv = sys.argv[:1]  # kserve parses the command line when imported
+        from nexus.serving.transformer import DetectionTransformer, serve_transformer
+
+        transformer = DetectionTransformer(
+            name, tensor_predictor.url.removeprefix("http://"), version=version
+        )
+        transformer.load()
+        typer.echo(
+            f"serving {name} ({version}) at http://{host}:{port}: transformer -> tensor predictor at "
+            f"{tensor_predictor.url}",
+            err=True,
+        )
+        serve_transformer(transformer, port=port, host=host)

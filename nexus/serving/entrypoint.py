@@ -126,7 +126,7 @@ def _serve_split(args) -> int:
     from nexus.errors import NexusError
     from nexus.serving.config import DEFAULT_MODEL_NAME, BatchingConfig
     from nexus.serving.server import serve
-    from nexus.serving.transformer import DetectionTransformer, TensorPredictor
+    from nexus.serving.transformer import DetectionTransformer, TensorPredictor, serve_transformer
 
     name = args.name or DEFAULT_MODEL_NAME
     try:
@@ -141,21 +141,18 @@ def _serve_split(args) -> int:
             model.load()
             serve([model], port=args.port, host=args.host, access_logs=args.access_logs)
             return 0
-        from kserve.predictor_config import PredictorConfig
-
-        model = DetectionTransformer(
+        transformer = DetectionTransformer(
             name,
             args.predictor_host,
             imgsz=args.imgsz,
             version=args.version_label,
             predictor_wait_s=args.predictor_wait_s,
         )
-        model.load()
+        transformer.load()
     except NexusError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    config = PredictorConfig(predictor_host=args.predictor_host, predictor_protocol="v2")
-    serve([model], port=args.port, host=args.host, access_logs=args.access_logs, predictor_config=config)
+    serve_transformer(transformer, port=args.port, host=args.host, access_logs=args.access_logs)
     return 0
 
 

@@ -439,6 +439,18 @@ class DetectionTransformer(kserve.Model):
         return build_v1_response(results, version)
 
 
+def serve_transformer(
+    transformer: DetectionTransformer, port: int, host: str = "127.0.0.1", access_logs: bool = False
+) -> None:
+    """Serve a loaded transformer until stopped; KServe's predictor settings name its tensor predictor."""
+    from kserve.predictor_config import PredictorConfig
+
+    from nexus.serving.server import serve
+
+    config = PredictorConfig(predictor_host=transformer.predictor_host, predictor_protocol="v2")
+    serve([transformer], port=port, host=host, access_logs=access_logs, predictor_config=config)
+
+
 def _error_of(reply: httpx.Response) -> str:
     """The ``error`` of a KServe JSON error body, else the start of the body."""
     try:

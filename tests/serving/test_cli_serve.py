@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import httpx
-from serving_client import MODEL_NAME, b64
+import pytest
+from serving_client import LOW_CONF, MODEL_NAME, b64, boxes_of
 
 from nexus.cli.main import main as nexus_main
-from nexus.serving.launcher import free_port
+from nexus.serving.launcher import free_port, wait_ready
 
 
 def test_serve_canary_end_to_end(detect_onnx, jpegs, tmp_path):
@@ -66,3 +68,48 @@ def test_serve_rejects_bad_settings(detect_onnx):
     argv = ["serve", str(detect_onnx), "--canary", str(detect_onnx)]
     assert nexus_main([*argv, "--canary-percent", "150"]) == 2
     assert nexus_main([*argv, "--canary-version", "v1"]) == 2
+
+
+def test_serve_split_runs_transformer_and_tensor_predictor_and_stops_both(
+    detect_onnx, predictor, jpegs, tmp_path
+):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "nexus.cli.main",
+        "serve",
+        str(detect_onnx),
+        "--port",
+        str(port),
+        "--split",
+    ]
+    log_path = tmp_path / "split.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        wait_ready(url, MODEL_NAME, 120, process)
+        body = {"instances": [{"b64": b64(jpegs[0])}], "parameters": LOW_CONF}
+        response = httpx.post(f"{url}/v1/models/{MODEL_NAME}:predict", json=body, timeout=60)
+        assert response.status_code == 200, response.text
+        direct = httpx.post(f"{predictor.url}/v1/models/{MODEL_NAME}:predict", json=body, timeout=60).json()
+        assert boxes_of(response.json()["predictions"][0]) == boxes_of(direct["predictions"][0])
+        found = re.search(r"tensor predictor at (http://127\.0\.0\.1:\d+)", log_path.read_text())
+        assert found, log_path.read_text()[-2000:]
+        tensor_predictor = found.group(1)
+        assert httpx.get(f"{tensor_predictor}/v2/models/{MODEL_NAME}/ready").status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    with pytest.raises(httpx.HTTPError):  # the tensor predictor went down with the transformer
+        httpx.get(f"{tensor_predictor}/v2/health/live", timeout=2)
+
+
+def test_serve_split_refuses_a_local_canary(detect_onnx, capsys):
+    assert nexus_main(["serve", str(detect_onnx), "--split", "--canary", str(detect_onnx)]) == 2
+    assert "--split and --canary do not combine locally" in capsys.readouterr().err
