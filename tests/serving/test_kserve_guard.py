@@ -84,7 +84,7 @@ def test_rollback_rule(champion, challenger, words):
 @pytest.fixture(scope="module")
 def revisions(detect_onnx, predictor_logs):
     """Two revisions of the InferenceService ``detector``, labelled as Knative names them: the same
-    model, the challenger run at 320 px instead of 96 (its inference is several times slower)."""
+    model, the challenger run at 640 px instead of 96 (its inference is tens of times slower)."""
     with (
         PredictorProcess.start(
             detect_onnx, version=CHAMPION, model_name="detector", log_path=predictor_logs / "rev1.log"
@@ -94,7 +94,7 @@ def revisions(detect_onnx, predictor_logs):
             version=CHALLENGER,
             model_name="detector",
             log_path=predictor_logs / "rev2.log",
-            extra_args=["--imgsz", "320"],
+            extra_args=["--imgsz", "640"],
         ) as challenger,
     ):
         yield champion, challenger
