@@ -165,7 +165,9 @@ def test_prometheus_evaluates_the_rules_and_dashboard_on_live_serving(tmp_path, 
             )
             assert errors == {"v1": 0.0, "v2": 0.0}
             batch = _values(prometheus.query("nexus:predictor_batch_size:mean_5m"), "version")
-            assert set(batch) == {"v1", "v2"} and all(value >= 1 for value in batch.values())
+            # sequential requests run one at a time, so the mean is about 1; rate() extrapolates the
+            # histogram's _sum and _count to the window's edges separately, so not exactly 1
+            assert set(batch) == {"v1", "v2"} and all(0.9 <= value <= 8 for value in batch.values()), batch
             stages = {s["metric"]["stage"] for s in prometheus.query("nexus:predictor_stage_seconds:p95_5m")}
             assert {"decode", "preprocess", "inference", "postprocess"} <= stages
 
