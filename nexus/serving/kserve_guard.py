@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -105,7 +106,7 @@ def revision_health(prometheus_url: str, model: str, window: str) -> dict[str, V
         health[version] = VersionHealth(
             requests=answered,
             error_rate=errors.get(version, 0.0) / answered if answered else 0.0,
-            p95_seconds=None if latency is None or latency != latency else latency,  # NaN: no traffic
+            p95_seconds=None if latency is None or math.isnan(latency) else latency,  # NaN: no traffic
         )
     return health
 

@@ -17,6 +17,16 @@ from nexus.cli.main import main as nexus_main
 from nexus.serving.launcher import free_port, wait_ready
 
 
+def _interrupt(process: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops ``nexus serve``; killed if it has not exited within 30 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def test_serve_canary_end_to_end(detect_onnx, jpegs, tmp_path):
     port = free_port()
     router = f"http://127.0.0.1:{port}"
@@ -52,12 +62,7 @@ def test_serve_canary_end_to_end(detect_onnx, jpegs, tmp_path):
         status = httpx.get(f"{router}/admin/status").json()
         assert status["champion"]["version"] == "v2"
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _interrupt(process)
         log.close()
     assert process.returncode is not None
     # the predictors went down with the router
@@ -100,12 +105,7 @@ def test_serve_split_runs_transformer_and_tensor_predictor_and_stops_both(
         tensor_predictor = found.group(1)
         assert httpx.get(f"{tensor_predictor}/v2/models/{MODEL_NAME}/ready").status_code == 200
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _interrupt(process)
     with pytest.raises(httpx.HTTPError):  # the tensor predictor went down with the transformer
         httpx.get(f"{tensor_predictor}/v2/health/live", timeout=2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -50,22 +51,29 @@ from nexus.serving.transformer import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def split(detect_onnx, predictor_logs):
+@contextlib.contextmanager
+def split_processes(model: Path, version: str, log_dir: Path, prefix: str = ""):
+    """A tensor predictor for ``model`` and a transformer in front of it, as two processes."""
     with PredictorProcess.start(
-        detect_onnx,
-        version="t1",
-        log_path=predictor_logs / "tensor.log",
+        model,
+        version=version,
+        log_path=log_dir / f"{prefix}tensor.log",
         extra_args=["--mode", "tensor-predictor"],
     ) as tensor_predictor:
         host = tensor_predictor.url.removeprefix("http://")
         with PredictorProcess.start(
             None,
-            version="t1",
-            log_path=predictor_logs / "transformer.log",
+            version=version,
+            log_path=log_dir / f"{prefix}transformer.log",
             extra_args=["--mode", "transformer", "--predictor-host", host],
         ) as transformer:
             yield transformer, tensor_predictor
+
+
+@pytest.fixture(scope="module")
+def split(detect_onnx, predictor_logs):
+    with split_processes(detect_onnx, "t1", predictor_logs) as processes:
+        yield processes
 
 
 def test_transformer_matches_the_single_predictor(split, predictor, jpegs):
@@ -421,22 +429,10 @@ def test_split_deployment_serves_segmentation_masks_like_the_single_predictor(
     segment_onnx, segment_predictor, jpegs, predictor_logs
 ):
     """Protos travel back as a binary tensor; the transformer's masks are the single predictor's."""
-    with PredictorProcess.start(
-        segment_onnx,
-        version="seg1",
-        log_path=predictor_logs / "seg-tensor.log",
-        extra_args=["--mode", "tensor-predictor"],
-    ) as tensor_predictor:
-        host = tensor_predictor.url.removeprefix("http://")
-        with PredictorProcess.start(
-            None,
-            version="seg1",
-            log_path=predictor_logs / "seg-transformer.log",
-            extra_args=["--mode", "transformer", "--predictor-host", host],
-        ) as transformer:
-            instances = [{"b64": b64(jpegs[0])}, {"b64": b64(jpegs[1])}]
-            direct = v1(segment_predictor.url, instances, LOW_CONF).json()["predictions"]
-            response = v1(transformer.url, instances, LOW_CONF)
+    with split_processes(segment_onnx, "seg1", predictor_logs, prefix="seg-") as (transformer, _):
+        instances = [{"b64": b64(jpegs[0])}, {"b64": b64(jpegs[1])}]
+        direct = v1(segment_predictor.url, instances, LOW_CONF).json()["predictions"]
+        response = v1(transformer.url, instances, LOW_CONF)
     assert response.status_code == 200, response.text
     split = response.json()["predictions"]
     assert [boxes_of(r) for r in split] == [boxes_of(r) for r in direct]
