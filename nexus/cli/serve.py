@@ -33,7 +33,10 @@ def serve_command(
         int | None,
         typer.Option(
             "--batch-shards",
-            help="CPU: ONNX Runtime sessions sharing a batch (default: one per core, <= batch size).",
+            help=(
+                "CPU: ONNX Runtime sessions, each running its own batch under load or a slice of a "
+                "batch otherwise (default: one per core, <= batch size)."
+            ),
         ),
     ] = None,
     version: Annotated[str, typer.Option("--version", help="Version label of MODEL.")] = "v1",
@@ -75,7 +78,9 @@ def serve_command(
                 "--split and --canary do not combine locally; on KServe a canary rolls out the predictor "
                 "behind the transformer (nexus deploy manifests --transformer --canary-percent N)"
             )
-        _serve_split(model, port, host, name, device, max_batch_size, max_delay_ms, version, log_dir)
+        _serve_split(
+            model, port, host, name, device, max_batch_size, max_delay_ms, batch_shards, version, log_dir
+        )
         return
     if canary is None:
         sys.argv = sys.argv[:1]  # kserve parses the command line when imported
@@ -189,6 +194,7 @@ def _serve_split(
     device: str,
     max_batch_size: int,
     max_delay_ms: float,
+    batch_shards: int | None,
     version: str,
     log_dir: Path | None,
 ) -> None:
@@ -203,6 +209,7 @@ def _serve_split(
         device=device,
         max_batch_size=max_batch_size,
         max_delay_ms=max_delay_ms,
+        batch_shards=batch_shards,
         log_path=None if log_dir is None else log_dir / "tensor-predictor.log",
         timeout_s=120,
         extra_args=["--mode", "tensor-predictor"],

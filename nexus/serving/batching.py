@@ -3,9 +3,11 @@
 Images wait in an asyncio queue; a worker takes up to ``max_batch_size`` of them, or whatever
 arrived within ``max_delay_ms`` of the first. It waits only while more images are on their way
 (announced with ``expect`` by requests still decoding), so a lone request never pays the delay.
-Each batch runs in a single inference thread (with per-image ``PostprocessOptions``) and resolves
-each image's future. If a batch fails, its images are retried one by one, so a bad input fails
-only its own request.
+Each batch runs in an inference thread (with per-image ``PostprocessOptions``) and resolves each
+image's future. With ``concurrency`` > 1 (a backend with several ONNX Runtime sessions) up to that
+many batches run at once: one worker gathers the next batch while the others run theirs, and a
+batch that leaves nothing else waiting may spread over every idle session. If a batch fails, its
+images are retried one by one, so a bad input fails only its own request.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from nexus.detections import Detections
 from nexus.serving.config import BatchingConfig
 from nexus.vision.postprocess import PostprocessOptions
 
-RunBatch = Callable[[Sequence[np.ndarray], Sequence[PostprocessOptions]], list[Detections]]
+RunBatch = Callable[..., list[Detections]]
+"""``run_batch(images, options)``; with ``concurrency`` > 1 also ``spread=`` (see ``DynamicBatcher``)."""
 
 
 @dataclass
@@ -40,6 +43,10 @@ class DynamicBatcher:
         run_batch: runs a list of BGR images with per-image options (``Detector.predict_arrays``).
         config: batch size and delay limits.
         on_batch: called with ``(batch_size, queue_wait_seconds_per_image)`` after each batch (metrics).
+        concurrency: batches that may run at once. Above 1, ``run_batch`` is called from several
+            threads and with ``spread=True`` when nothing else waited as its batch was closed (it
+            may then use every idle core) or ``spread=False`` (other batches are coming: keep to
+            one share of the cores).
 
     Example:
         >>> async def demo(batcher):  # doctest: +SKIP
@@ -51,16 +58,21 @@ class DynamicBatcher:
         run_batch: RunBatch,
         config: BatchingConfig,
         on_batch: Callable[[int, list[float]], None] | None = None,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.run_batch = run_batch
         self.config = config
         self.on_batch = on_batch
+        self.concurrency = concurrency
         self._queue: asyncio.Queue[_Pending] | None = None
-        self._worker: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexus-infer")
+        self._workers: list[asyncio.Task] = []
+        self._gathering: asyncio.Lock | None = None
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="nexus-infer")
         self.batches_run = 0
         self._incoming = 0
-        self._busy = False
+        self._running = 0
 
     def expect(self, images: int) -> None:
         """Announce images that will be submitted soon (a request decoding them); a negative count
@@ -70,12 +82,16 @@ class DynamicBatcher:
     @property
     def idle(self) -> bool:
         """No batch runs or waits and no image is announced: a new image would be a batch of its own."""
-        return not self._busy and self._incoming <= 0 and (self._queue is None or self._queue.empty())
+        return not self._running and self._incoming <= 0 and (self._queue is None or self._queue.empty())
 
     def _ensure_started(self) -> asyncio.Queue[_Pending]:
-        if self._queue is None or self._worker is None or self._worker.done():
+        if self._queue is None or not self._workers or any(worker.done() for worker in self._workers):
+            for worker in self._workers:
+                worker.cancel()
             self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._work())
+            self._gathering = asyncio.Lock()
+            loop = asyncio.get_running_loop()
+            self._workers = [loop.create_task(self._work()) for _ in range(self.concurrency)]
         return self._queue
 
     async def submit(self, image: np.ndarray, options: PostprocessOptions) -> Detections:
@@ -113,23 +129,26 @@ class DynamicBatcher:
         return batch
 
     async def _work(self) -> None:
-        queue = self._queue
-        assert queue is not None
+        queue, gathering = self._queue, self._gathering
+        assert queue is not None and gathering is not None
         while True:
-            batch = await self._collect(queue)
-            self._busy = True
+            async with gathering:  # one worker gathers at a time; the others run their batches
+                batch = await self._collect(queue)
+                self._running += 1
+            # nothing else waits: this batch may take every idle core
+            spread = queue.empty() and self._incoming <= 0
             try:
-                await self._answer(batch)
+                await self._answer(batch, spread)
             finally:
-                self._busy = False
+                self._running -= 1
 
-    async def _answer(self, batch: list[_Pending]) -> None:
+    async def _answer(self, batch: list[_Pending], spread: bool = True) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         if self.on_batch is not None:
             self.on_batch(len(batch), [started - item.enqueued for item in batch])
         try:
-            results = await loop.run_in_executor(self._executor, self._run, batch)
+            results = await loop.run_in_executor(self._executor, self._run, batch, spread)
         except Exception:  # one bad image must not fail its neighbours: retry one by one
             results = None
         self.batches_run += 1
@@ -148,10 +167,13 @@ class DynamicBatcher:
                 if not item.future.done():
                     item.future.set_result(result)
 
-    def _run(self, batch: list[_Pending]) -> list[Detections]:
-        return self.run_batch([item.image for item in batch], [item.options for item in batch])
+    def _run(self, batch: list[_Pending], spread: bool = True) -> list[Detections]:
+        images, options = [item.image for item in batch], [item.options for item in batch]
+        if self.concurrency == 1:
+            return self.run_batch(images, options)
+        return self.run_batch(images, options, spread=spread)
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        for worker in self._workers:
+            worker.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)

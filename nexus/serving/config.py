@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_MODEL_NAME = "nexus-detector"
 
@@ -14,9 +15,10 @@ class BatchingConfig:
     Attributes:
         max_batch_size: run as soon as this many images wait (1 turns batching off).
         max_delay_ms: otherwise run when the oldest waiting image has waited this long.
-        shards: ONNX Runtime sessions that share the images of one batch on the CPU, each running
-            its slice at the same time on its share of the cores; ``None`` picks one per core, at
-            most ``max_batch_size`` (see ``resolve_shards``).
+        shards: ONNX Runtime sessions on the CPU, each with its share of the cores. Under load each
+            runs its own batch (that many batches at once); a batch that leaves nothing else
+            waiting is split across the idle ones. ``None`` picks one per core, at most
+            ``max_batch_size`` (see ``resolve_shards``).
 
     Example:
         >>> BatchingConfig(max_batch_size=16, max_delay_ms=5).max_delay_ms
@@ -52,6 +54,15 @@ class BatchingConfig:
         if self.shards is not None:
             return self.shards
         return max(1, min(cpus, self.max_batch_size))
+
+    def shards_for(self, model_path: Path, device: str, cpus: int) -> int:
+        """Shards for this model: the configured count, else one per core for an ONNX model on the
+        CPU and 1 for the rest (a GPU runs a whole batch in one pass)."""
+        if self.shards is not None:
+            return self.shards
+        if model_path.suffix.lower() == ".onnx" and device == "cpu":
+            return self.resolve_shards(cpus)
+        return 1
 
 
 @dataclass(frozen=True)

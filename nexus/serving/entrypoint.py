@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-shards",
         type=int,
         default=None,
-        help="CPU: ONNX Runtime sessions sharing a batch (default: one per core, at most the batch size)",
+        help=(
+            "CPU: ONNX Runtime sessions, each running its own batch under load or a slice of a batch "
+            "otherwise (default: one per core, at most the batch size)"
+        ),
     )
     parser.add_argument(
         "--version",
@@ -136,7 +139,11 @@ def _serve_split(args) -> int:
                 args.model,
                 device=args.device,
                 version=args.version_label,
-                batching=BatchingConfig(max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms),
+                batching=BatchingConfig(
+                    max_batch_size=args.max_batch_size,
+                    max_delay_ms=args.max_delay_ms,
+                    shards=args.batch_shards,
+                ),
             )
             model.load()
             serve([model], port=args.port, host=args.host, access_logs=args.access_logs)

@@ -68,17 +68,17 @@ class DetectionPredictor(kserve.Model):
     def load(self) -> bool:
         """Resolve and load the model, warm it up, then report ready."""
         path = ModelSource.parse(self.config.model_uri).resolve(device=self.config.device)
-        batching = self.config.batching
-        shards = batching.shards or 1
-        if batching.shards is None and path.suffix.lower() == ".onnx" and self.config.device == "cpu":
-            shards = batching.resolve_shards(cpu_count())
+        shards = self.config.batching.shards_for(path, self.config.device, cpu_count())
         self.detector = Detector.from_path(path, device=self.config.device, batch_shards=shards)
         if self.config.gpu_decode and self.detector.backend.name.startswith("torch:cuda"):
             from nexus.serving.gpu_pipeline import GpuPipeline
 
             self.gpu_pipeline = GpuPipeline(self.detector, imgsz=self.config.imgsz)
         self.batcher = DynamicBatcher(
-            self._run_batch, self.config.batching, on_batch=self.metrics.observe_batch
+            self._run_batch,
+            self.config.batching,
+            on_batch=self.metrics.observe_batch,
+            concurrency=getattr(self.detector.backend, "concurrent_batches", 1),
         )
         if self.config.warmup:
             height, width = self.detector.metadata.imgsz
@@ -93,9 +93,14 @@ class DetectionPredictor(kserve.Model):
         return self.ready
 
     def _run_batch(
-        self, images: Sequence[Any], options: Sequence[PostprocessOptions], observe: bool = True
+        self,
+        images: Sequence[Any],
+        options: Sequence[PostprocessOptions],
+        observe: bool = True,
+        spread: bool | None = None,
     ) -> list[Detections]:
-        """One forward pass over decoded images, timing each stage."""
+        """One forward pass over decoded images, timing each stage; ``spread`` as the batcher says
+        (``None``: the backend's default)."""
         assert self.detector is not None
         if self.gpu_pipeline is not None and any(not isinstance(image, np.ndarray) for image in images):
             return self.gpu_pipeline.run(images, options)
@@ -103,7 +108,10 @@ class DetectionPredictor(kserve.Model):
         start = time.perf_counter()
         batch, geometries = detector.preprocess(images, self.config.imgsz)
         after_pre = time.perf_counter()
-        predictions, protos = detector.backend.infer(batch)
+        if spread is None:
+            predictions, protos = detector.backend.infer(batch)
+        else:
+            predictions, protos = detector.backend.infer(batch, spread=spread)
         after_infer = time.perf_counter()
         results = detector.postprocess(predictions, protos, geometries, options)
         if observe:

@@ -130,17 +130,25 @@ class TensorPredictor(kserve.Model):
         self.metrics = PredictorMetrics(name, version)
 
     def load(self) -> bool:
-        self.detector = Detector.from_path(
-            ModelSource.parse(self.model_uri).resolve(device=self.device), self.device
+        path = ModelSource.parse(self.model_uri).resolve(device=self.device)
+        shards = self.batching.shards_for(path, self.device, cpu_count())
+        self.detector = Detector.from_path(path, self.device, batch_shards=shards)
+        self.batcher = DynamicBatcher(
+            self._run_images,
+            self.batching,
+            on_batch=self.metrics.observe_batch,
+            concurrency=getattr(self.detector.backend, "concurrent_batches", 1),
         )
-        self.batcher = DynamicBatcher(self._run_images, self.batching, on_batch=self.metrics.observe_batch)
         self.metadata = metadata_parameters(self.detector.metadata)
         self.digest = metadata_digest(self.metadata)
         self.ready = True
         return True
 
-    def _run_images(self, images: Sequence[np.ndarray], _options: Sequence[Any]) -> list[tuple]:
-        """One forward pass per input size over ``(3, H, W)`` images: ``(predictions, protos)`` each."""
+    def _run_images(
+        self, images: Sequence[np.ndarray], _options: Sequence[Any], spread: bool | None = None
+    ) -> list[tuple]:
+        """One forward pass per input size over ``(3, H, W)`` images: ``(predictions, protos)`` each
+        (``spread`` as the batcher says; ``None``: the backend's default)."""
         assert self.detector is not None
         backend = self.detector.backend
         results: list[tuple] = [()] * len(images)
@@ -154,7 +162,10 @@ class TensorPredictor(kserve.Model):
             else:
                 batch = stacked.astype(backend.input_dtype, copy=False)
             start = time.perf_counter()
-            predictions, protos = backend.infer(batch)
+            if spread is None:
+                predictions, protos = backend.infer(batch)
+            else:
+                predictions, protos = backend.infer(batch, spread=spread)
             self.metrics.stage["inference"].observe(time.perf_counter() - start)
             for row, index in enumerate(indices):
                 results[index] = (predictions[row], None if protos is None else protos[row])
@@ -174,6 +185,7 @@ class TensorPredictor(kserve.Model):
             "backend": self.detector.backend.name,
             "version": self.version,
             "input_datatypes": ["UINT8", "FP32"],
+            "batch_shards": getattr(self.detector.backend, "batch_shards", 1),
         }
 
     def get_input_types(self) -> list[dict]:

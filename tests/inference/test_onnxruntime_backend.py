@@ -1,4 +1,5 @@
-"""Batch shards: one batch split across several ONNX Runtime sessions gives the same outputs."""
+"""Batch shards: one batch split across several ONNX Runtime sessions gives the same outputs, and
+concurrent callers each run in their own shard session."""
 
 from __future__ import annotations
 
@@ -63,6 +64,83 @@ def test_sharded_batches_equal_one_session(
         caller = threading.get_ident()
         assert [size for thread, size in calls if thread == caller] == slices[:1]
         assert len({thread for thread, _ in calls}) >= 2
+
+
+class GatedSession(RecordingSession):
+    """A recording session whose runs wait at a barrier: they only pass when ``parties`` run at once."""
+
+    def __init__(self, session, calls, barrier: threading.Barrier) -> None:
+        super().__init__(session, calls)
+        self.barrier = barrier
+
+    def run(self, output_names, feeds):
+        self.barrier.wait(timeout=30)  # a BrokenBarrierError if the runs were serialized
+        return super().run(output_names, feeds)
+
+
+@pytest.mark.parametrize(("spread", "slices_per_call"), [(False, 1), (True, 2)])
+def test_unspread_calls_run_side_by_side_in_their_own_sessions(
+    detect_onnx, detect_baseline, val_images, spread, slices_per_call
+):
+    """Two callers with ``spread=False`` each hold one shard at once; ``spread=True`` from one caller
+    takes both (so a second caller waits)."""
+    backend = OnnxRuntimeBackend(detect_onnx, batch_shards=2)
+    assert backend.concurrent_batches == 2
+    calls: list[tuple[int, int]] = []
+    barrier = threading.Barrier(2)
+    backend._shard_sessions = [GatedSession(s, calls, barrier) for s in backend._shard_sessions]
+    batches = [letterboxed(detect_baseline, val_images[i:], 4) for i in range(2)]
+    callers = 2 if not spread else 1
+    results: list = [None] * callers
+
+    def call(index: int) -> None:
+        results[index] = backend.infer(batches[index], spread=spread)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not barrier.broken
+    assert len(calls) == callers * slices_per_call
+    assert sorted(size for _, size in calls) == ([4, 4] if not spread else [2, 2])
+    for batch, (predictions, _) in zip(batches, results, strict=False):
+        expected, _ = detect_baseline.backend.infer(batch)
+        np.testing.assert_allclose(predictions, expected, rtol=1e-4, atol=1e-3)
+    assert sorted(backend._free_shards) == [0, 1]  # every shard was given back
+
+
+def test_a_single_image_takes_the_main_session_only_when_every_shard_is_free(
+    detect_onnx, detect_baseline, val_images
+):
+    backend = OnnxRuntimeBackend(detect_onnx, batch_shards=2)
+    calls: list[tuple[int, int]] = []
+    backend._shard_sessions = [RecordingSession(s, calls) for s in backend._shard_sessions]
+    image = letterboxed(detect_baseline, val_images, 1)
+    expected, _ = detect_baseline.backend.infer(image)
+    predictions, _ = backend.infer(image)  # all free: the main session with every thread
+    assert calls == []
+    backend._free_shards.remove(0)  # another batch holds shard 0
+    predictions_busy, _ = backend.infer(image)
+    assert calls == [(threading.get_ident(), 1)]  # ran in the free shard session, not the main one
+    for found in (predictions, predictions_busy):
+        np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-3)
+    assert backend._free_shards == [1]
+
+
+def test_a_call_waits_for_a_shard_when_all_are_busy(detect_onnx, detect_baseline, val_images):
+    backend = OnnxRuntimeBackend(detect_onnx, batch_shards=2)
+    taken = backend._take_shards(2)
+    batch = letterboxed(detect_baseline, val_images, 2)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (backend.infer(batch, spread=False), done.set()))
+    thread.start()
+    assert not done.wait(0.3)  # no free shard: the call waits
+    with backend._shard_freed:
+        backend._free_shards.extend(taken)
+        backend._shard_freed.notify_all()
+    assert done.wait(30)
+    thread.join()
 
 
 def test_sharded_segmentation_keeps_prototypes_in_order(segment_onnx, val_images):

@@ -6,6 +6,8 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
+from pathlib import Path
 
 import cv2
 import httpx
@@ -131,6 +133,20 @@ def test_batch_shards_resolve_per_machine(shards, max_batch_size, cpus, expected
 
 
 @pytest.mark.parametrize(
+    ("shards", "model", "device", "expected"),
+    [
+        (None, "best.onnx", "cpu", 2),  # one per core
+        (None, "best.pt", "cpu", 1),  # shards are ONNX Runtime sessions
+        (None, "best.onnx", "cuda:0", 1),  # a GPU runs the whole batch in one pass
+        (4, "best.onnx", "cpu", 4),  # an explicit count wins
+    ],
+)
+def test_batch_shards_per_model_and_device(shards, model, device, expected):
+    config = BatchingConfig(max_batch_size=8, shards=shards)
+    assert config.shards_for(Path(model), device, cpus=2) == expected
+
+
+@pytest.mark.parametrize(
     ("batching", "expected"),
     [
         (BatchingConfig(max_batch_size=8), min(cpu_count(), 8)),
@@ -146,6 +162,7 @@ def test_predictor_loads_the_resolved_shards(detect_onnx, batching, expected):
     try:
         assert model.describe()["batch_shards"] == expected
         assert len(model.detector.backend._shard_sessions) == (expected if expected > 1 else 0)
+        assert model.batcher.concurrency == expected  # one batch at a time per shard session
         assert model._decode_pool._max_workers == cpu_count()  # one decoding thread per core
     finally:
         model.stop()
@@ -244,3 +261,31 @@ def test_announced_images_are_waited_for_and_share_the_batch(detector, images):
 
     asyncio.run(main())
     assert sizes == [2, 1]
+
+
+def test_concurrent_batches_run_side_by_side(detector, images):
+    """With ``concurrency=2`` one worker gathers the next batch while the other runs its own; the
+    batch closed while others still wait keeps to one share of the cores (``spread=False``), the
+    last one may spread."""
+    calls: list[tuple[int, int, bool]] = []
+    barrier = threading.Barrier(2)
+
+    def run(batch, options, spread):
+        calls.append((threading.get_ident(), len(batch), spread))
+        barrier.wait(timeout=30)  # broken unless both batches run at the same time
+        return detector.predict_arrays(batch, options)
+
+    items = [(images[i], PostprocessOptions(conf_threshold=0.001)) for i in range(8)]
+    batcher = DynamicBatcher(run, BatchingConfig(max_batch_size=4, max_delay_ms=200), concurrency=2)
+    results = run_concurrently(batcher, items)
+    assert not barrier.broken
+    assert [(size, spread) for _, size, spread in calls] == [(4, False), (4, True)]
+    assert len({thread for thread, _, _ in calls}) == 2
+    singles = detector.predict_arrays([image for image, _ in items], PostprocessOptions(conf_threshold=0.001))
+    for got, expected in zip(results, singles, strict=True):
+        np.testing.assert_allclose(got.xyxy, expected.xyxy, atol=1e-3)
+
+
+def test_batcher_concurrency_is_validated(detector):
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        DynamicBatcher(detector.predict_arrays, BatchingConfig(), concurrency=0)

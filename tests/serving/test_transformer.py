@@ -32,6 +32,7 @@ from serving_client import (
     v2_json,
 )
 
+from nexus.cpu import cpu_count
 from nexus.errors import NexusError
 from nexus.inference.detector import Detector
 from nexus.serving.config import BatchingConfig
@@ -162,6 +163,9 @@ def test_concurrent_requests_through_the_transformer_get_their_own_answers(split
 def test_tensor_predictor_batches_concurrent_requests_per_input_size(detect_onnx):
     predictor = TensorPredictor(MODEL_NAME, str(detect_onnx), batching=BatchingConfig(max_batch_size=16))
     predictor.load()
+    shards = min(cpu_count(), 16)  # one ONNX Runtime session per core, each running its own batches
+    assert predictor.describe()["batch_shards"] == shards
+    assert predictor.batcher.concurrency == (shards if shards > 1 else 1)
     rng = np.random.default_rng(1)
     shapes = [(2, 3, 64, 64), (1, 3, 64, 96), (1, 3, 64, 64), (3, 3, 64, 96), (1, 3, 64, 64)]
     batches = [rng.random(shape, dtype=np.float32) for shape in shapes]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,11 +52,14 @@ def _session_options(intra_op_threads: int | None, spinning: bool = True) -> ort
 class OnnxRuntimeBackend:
     """Runs an ONNX detection/segmentation model exported by us or by Ultralytics.
 
-    With ``batch_shards=N`` (CPU only) a batch of several images is split into ``N`` slices that run
-    at the same time in ``N`` extra sessions, each with its share of the CPUs (like Triton's CPU
-    instance groups). A small model parallelizes poorly inside one forward pass, and on a busy CPU
-    the threads of one pass wait for each other, so slices in parallel give more images per second;
-    a single image still runs in the main session with all threads, for the lowest latency.
+    With ``batch_shards=N`` (CPU only) the backend holds ``N`` extra sessions, each with its share of
+    the CPUs (like Triton's CPU instance groups). A small model parallelizes poorly inside one
+    forward pass, and on a busy CPU the threads of one pass wait for each other, so passes side by
+    side give more images per second. ``infer`` is thread-safe: each call takes the shard sessions
+    that are free (waiting for one when none is), splits its batch across them with ``spread=True``
+    or runs it in one with ``spread=False``, so ``N`` callers can run batches at the same time
+    (``concurrent_batches``). A single image that finds every shard free runs in the main session
+    with all threads, for the lowest latency.
 
     Args:
         path: the ``.onnx`` file.
@@ -113,6 +117,8 @@ class OnnxRuntimeBackend:
         self.batch_shards = batch_shards if self.max_batch is None else 1
         self._shard_sessions: list[ort.InferenceSession] = []
         self._shard_pool: ThreadPoolExecutor | None = None
+        self._free_shards = list(range(self.batch_shards))
+        self._shard_freed = threading.Condition()
         if self.batch_shards > 1:
             threads = max(1, (intra_op_threads or cpu_count()) // self.batch_shards)
             # No spinning: shards that finish first must not burn the CPU the others still need.
@@ -124,28 +130,56 @@ class OnnxRuntimeBackend:
             ]
             self._shard_pool = ThreadPoolExecutor(self.batch_shards - 1, thread_name_prefix="nexus-ort-shard")
 
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    @property
+    def concurrent_batches(self) -> int:
+        """How many ``infer`` calls can run at once, each on its own shard session."""
+        return len(self._shard_sessions) or 1
+
+    def infer(self, batch: np.ndarray, spread: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run the model on ``batch``.
+
+        Args:
+            batch: ``(B, 3, H, W)`` in ``input_dtype``'s range.
+            spread: split the batch across every free shard session (the lowest latency when
+                nothing else waits); ``False`` runs it in one, leaving the others to concurrent
+                callers (the highest throughput under load). Without shards it changes nothing.
+        """
         if self.max_batch is not None and len(batch) != self.max_batch:
             outputs = [self._run(batch[i : i + 1]) for i in range(len(batch))]
-            predictions = np.concatenate([o[0] for o in outputs])
-            protos = None if outputs[0][1] is None else np.concatenate([o[1] for o in outputs])
-            return predictions, protos
-        if self._shard_pool is not None and len(batch) > 1:
-            return self._run_sharded(batch)
-        return self._run(batch)
+            return _joined(outputs)
+        if self._shard_pool is None:
+            return self._run(batch)
+        wanted = (self.batch_shards if len(batch) == 1 else len(batch)) if spread else 1
+        taken = self._take_shards(wanted)
+        try:
+            if len(batch) == 1 and len(taken) == self.batch_shards:
+                return self._run(batch)  # every core is this call's: the main session uses them all
+            return self._run_sharded(batch, taken)
+        finally:
+            with self._shard_freed:
+                self._free_shards.extend(taken)
+                self._shard_freed.notify_all()
 
-    def _run_sharded(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _take_shards(self, wanted: int) -> list[int]:
+        """Up to ``wanted`` free shard sessions, at least one (waiting for it when all are busy)."""
+        with self._shard_freed:
+            while not self._free_shards:
+                self._shard_freed.wait()
+            taken = self._free_shards[:wanted]
+            del self._free_shards[:wanted]
+            return taken
+
+    def _run_sharded(self, batch: np.ndarray, shards: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
         assert self._shard_pool is not None
-        slices = np.array_split(batch, min(len(batch), self.batch_shards))
+        slices = np.array_split(batch, min(len(batch), len(shards)))
+        sessions = [self._shard_sessions[index] for index in shards]
         pending = [
             self._shard_pool.submit(self._run, piece, session)
-            for piece, session in zip(slices[1:], self._shard_sessions[1:], strict=False)
+            for piece, session in zip(slices[1:], sessions[1:], strict=False)
         ]
-        outputs = [self._run(slices[0], self._shard_sessions[0])]  # this thread runs the first slice
+        outputs = [self._run(slices[0], sessions[0])]  # this thread runs the first slice
         outputs += [future.result() for future in pending]
-        predictions = np.concatenate([o[0] for o in outputs])
-        protos = None if outputs[0][1] is None else np.concatenate([o[1] for o in outputs])
-        return predictions, protos
+        return _joined(outputs)
 
     def _run(
         self, batch: np.ndarray, session: ort.InferenceSession | None = None
@@ -156,3 +190,10 @@ class OnnxRuntimeBackend:
         predictions = outputs[0].astype(np.float32, copy=False)
         protos = outputs[1].astype(np.float32, copy=False) if len(outputs) > 1 else None
         return predictions, protos
+
+
+def _joined(outputs: list[tuple[np.ndarray, np.ndarray | None]]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The outputs of consecutive slices of one batch, concatenated back into one."""
+    predictions = np.concatenate([o[0] for o in outputs])
+    protos = None if outputs[0][1] is None else np.concatenate([o[1] for o in outputs])
+    return predictions, protos
