@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import socket
@@ -79,6 +80,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--max-delay-ms", type=float, default=4.0)
+    parser.add_argument("--gain-rounds", type=int, default=3, help="rounds of the batching on/off comparison")
     return parser.parse_args()
 
 
@@ -221,10 +223,8 @@ def main() -> None:
             )
         our_overhead = overhead_ms(ours.url, onnx, jpegs)
 
-    # Batching on/off at the highest concurrency, and the server's own overhead at concurrency 1.
     top = max(args.concurrency)
-    with PredictorProcess.start(onnx, max_batch_size=1, max_delay_ms=0, timeout_s=120) as unbatched:
-        results["nexus-unbatched"] = {top: asyncio.run(http_load(unbatched.url, jpegs, top, args.duration))}
+    gains = batching_gain(onnx, jpegs, top, args)
 
     print(f"\n{'server':<16}{'conc':>6}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, points in results.items():
@@ -240,19 +240,34 @@ def main() -> None:
             f"  vs plain kserve x{ours / plain_rps:.2f}"
         )
 
-    gain = results["nexus"][top]["rps"] / results["nexus-unbatched"][top]["rps"]
-    print(f"\nbatching at concurrency {top}: x{gain:.2f} the throughput of one-at-a-time (target >= 1.8)")
+    print(
+        f"\nbatching at concurrency {top}, {args.gain_rounds} rounds taking turns on the same three "
+        "servers (req/s; a shared machine drifts, so each ratio compares neighbouring runs):"
+    )
+    for name, label in GAIN_SERVERS.items():
+        print(f"  {label:<58}" + "".join(f"{rps:>8.1f}" for rps in gains[name]))
+    ratios = [b / u for b, u in zip(gains["batched"], gains["one-at-a-time"], strict=True)]
+    print(
+        f"  batching: x{statistics.median(ratios):.2f} the throughput of one-at-a-time, median of rounds "
+        f"({' '.join(f'x{r:.2f}' for r in ratios)}; target >= 1.8)"
+    )
+    instances = [b / u for b, u in zip(gains["batched"], gains["instances"], strict=True)]
+    print(
+        f"  and x{statistics.median(instances):.2f} the throughput of one image per pass with a pass per "
+        "core at once (no batching, all cores busy)"
+    )
     from nexus.cpu import cpu_count
     from nexus.serving.config import BatchingConfig
 
     shards = BatchingConfig(max_batch_size=args.max_batch_size).resolve_shards(cpu_count())
     model_gain = model_batch_gain(onnx, args.max_batch_size)
     sharded_gain = model_batch_gain(onnx, args.max_batch_size, batch_shards=shards)
+    side_by_side_gain = model_batch_gain(onnx, args.max_batch_size, batch_shards=shards, side_by_side=True)
     print(
-        f"  the model alone (ONNX Runtime, no server): batch {args.max_batch_size} runs x{model_gain:.2f} "
-        f"the images/s of batch 1 in one session, x{sharded_gain:.2f} split across {shards} single-core "
-        "sessions (the server's default); what server batching adds beyond that is overlap of "
-        "decoding with inference and fewer per-call costs"
+        f"  the model alone (ONNX Runtime, no server), images/s over batch 1 in one session: batch "
+        f"{args.max_batch_size} in one session x{model_gain:.2f}, split across {shards} single-core "
+        f"sessions x{sharded_gain:.2f}, {shards} batches at once, one per single-core session (the "
+        f"server under load) x{side_by_side_gain:.2f}"
     )
     print("server overhead at concurrency 1 (latency - model time, target <= 1 ms):")
     work = our_overhead.get("server_work")
@@ -278,6 +293,41 @@ def main() -> None:
                 else "   (v2: the plain predictor reads v1 only)"
             )
         )
+
+
+GAIN_SERVERS = {
+    "batched": "batched (the defaults)",
+    "one-at-a-time": "one-at-a-time (--max-batch-size 1: one image per pass)",
+    "instances": "one image per pass, a pass per core at once",
+}
+
+
+def batching_gain(
+    onnx: Path, jpegs: list[bytes], concurrency: int, args: argparse.Namespace
+) -> dict[str, list[float]]:
+    """req/s of three predictors at ``concurrency``, measured in turns for ``args.gain_rounds`` rounds:
+    the defaults (batching), batching off (``max_batch_size=1``: one image per forward pass, one pass
+    at a time) and batching off with one single-core session per core running passes side by side."""
+    from nexus.cpu import cpu_count
+
+    settings = {
+        "batched": {"max_batch_size": args.max_batch_size, "max_delay_ms": args.max_delay_ms},
+        "one-at-a-time": {"max_batch_size": 1, "max_delay_ms": 0},
+        "instances": {"max_batch_size": 1, "max_delay_ms": 0, "batch_shards": max(2, cpu_count())},
+    }
+    measured: dict[str, list[float]] = {name: [] for name in settings}
+    with contextlib.ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(PredictorProcess.start(onnx, timeout_s=120, **kwargs))
+            for name, kwargs in settings.items()
+        }
+        for server in servers.values():  # warm each up under load before the measured rounds
+            asyncio.run(http_load(server.url, jpegs, concurrency, 1.0))
+        for _ in range(args.gain_rounds):
+            for name, server in servers.items():
+                point = asyncio.run(http_load(server.url, jpegs, concurrency, args.duration / 2))
+                measured[name].append(point["rps"])
+    return measured
 
 
 def _raw_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -412,9 +462,14 @@ def overhead_ms(
     return measured
 
 
-def model_batch_gain(onnx: Path, batch_size: int, seconds: float = 3.0, batch_shards: int = 1) -> float:
-    """Images/s of one ``batch_size`` forward pass over images/s of batch 1 (which always runs in the
-    main session; larger batches are split across ``batch_shards`` sessions)."""
+def model_batch_gain(
+    onnx: Path, batch_size: int, seconds: float = 3.0, batch_shards: int = 1, side_by_side: bool = False
+) -> float:
+    """Images/s of ``batch_size`` forward passes over images/s of batch 1 (which always runs in the
+    main session). Larger batches are split across ``batch_shards`` sessions, or with
+    ``side_by_side`` run whole, ``batch_shards`` at once from as many threads (one session each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
     from nexus.inference.detector import Detector
@@ -424,11 +479,19 @@ def model_batch_gain(onnx: Path, batch_size: int, seconds: float = 3.0, batch_sh
     rates = []
     for size in (1, batch_size):
         batch = np.random.default_rng(0).random((size, 3, height, width), dtype=np.float32)
+        callers = batch_shards if side_by_side and size > 1 else 1
+
+        def loop(deadline: float, batch: np.ndarray = batch, spread: bool = callers == 1) -> int:
+            runs = 0
+            while time.perf_counter() < deadline:
+                detector.backend.infer(batch, spread=spread)
+                runs += 1
+            return runs
+
         detector.backend.infer(batch)
-        runs, begin = 0, time.perf_counter()
-        while time.perf_counter() - begin < seconds:
-            detector.backend.infer(batch)
-            runs += 1
+        begin = time.perf_counter()
+        with ThreadPoolExecutor(callers) as pool:
+            runs = sum(pool.map(loop, [begin + seconds] * callers))
         rates.append(runs * size / (time.perf_counter() - begin))
     return rates[1] / rates[0]
 
