@@ -85,13 +85,14 @@ class DynamicBatcher:
         return not self._running and self._incoming <= 0 and (self._queue is None or self._queue.empty())
 
     def _ensure_started(self) -> asyncio.Queue[_Pending]:
-        if self._queue is None or not self._workers or any(worker.done() for worker in self._workers):
-            for worker in self._workers:
-                worker.cancel()
+        alive = [worker for worker in self._workers if not worker.done()]
+        if self._queue is None or not alive:  # first use, or a new event loop
             self._queue = asyncio.Queue()
             self._gathering = asyncio.Lock()
+        if len(alive) < self.concurrency:  # replace only workers that ended; the others keep running
             loop = asyncio.get_running_loop()
-            self._workers = [loop.create_task(self._work()) for _ in range(self.concurrency)]
+            alive += [loop.create_task(self._work()) for _ in range(self.concurrency - len(alive))]
+        self._workers = alive
         return self._queue
 
     async def submit(self, image: np.ndarray, options: PostprocessOptions) -> Detections:

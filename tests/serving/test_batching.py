@@ -289,3 +289,24 @@ def test_concurrent_batches_run_side_by_side(detector, images):
 def test_batcher_concurrency_is_validated(detector):
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
         DynamicBatcher(detector.predict_arrays, BatchingConfig(), concurrency=0)
+
+
+def test_a_worker_that_ended_is_replaced_without_stopping_the_others(detector, images):
+    def run(batch, options, spread):
+        return detector.predict_arrays(batch, options)
+
+    async def main() -> None:
+        batcher = DynamicBatcher(run, BatchingConfig(max_batch_size=2, max_delay_ms=50), concurrency=2)
+        await batcher.submit(images[0], PostprocessOptions())
+        first, second = batcher._workers
+        first.cancel()
+        await asyncio.sleep(0)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit(image, PostprocessOptions()) for image in images[:4])), 30
+        )
+        assert len(results) == 4
+        assert second in batcher._workers and first not in batcher._workers
+        assert len(batcher._workers) == 2 and not any(worker.done() for worker in batcher._workers)
+        batcher.close()
+
+    asyncio.run(main())
