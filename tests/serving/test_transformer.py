@@ -189,6 +189,39 @@ def test_tensor_predictor_batches_concurrent_requests_per_input_size(detect_onnx
         predictor.stop()
 
 
+def test_tensor_predictor_scales_uint8_pixels_on_the_device_for_a_pytorch_model(detect_weights, val_images):
+    """A PyTorch model takes UINT8 pixels to its device as bytes and scales them there (on a GPU a
+    quarter of FP32's bytes cross the bus); the outputs equal the FP32 input's. Runs on the CPU here."""
+    import cv2
+
+    from nexus.vision.letterbox import letterbox_batch
+
+    predictor = TensorPredictor(MODEL_NAME, str(detect_weights), batching=BatchingConfig(max_batch_size=4))
+    predictor.load()
+    backend = predictor.detector.backend
+    assert backend.name.startswith("torch:")
+    on_device: list[tuple] = []
+    infer_pixels = backend.infer_pixels
+    backend.infer_pixels = lambda pixels: on_device.append(pixels.shape) or infer_pixels(pixels)
+    images = [cv2.imread(str(path)) for path in val_images[:2]]
+    pixels, _ = letterbox_batch(images, 96, dtype=np.uint8)
+    scaled, _ = letterbox_batch(images, 96, dtype=np.float32)
+
+    def request(batch: np.ndarray, datatype: str) -> InferRequest:
+        tensor = InferInput("input", list(batch.shape), datatype)
+        tensor.set_data_from_numpy(batch, binary_data=True)
+        return InferRequest(model_name=MODEL_NAME, infer_inputs=[tensor])
+
+    try:
+        from_pixels = asyncio.run(predictor.predict(request(pixels, "UINT8"))).outputs[0].data
+        assert on_device == [pixels.shape]  # the UINT8 batch went to the device unscaled
+        from_floats = asyncio.run(predictor.predict(request(scaled, "FP32"))).outputs[0].data
+        assert on_device == [pixels.shape]  # FP32 input takes the ordinary path
+        np.testing.assert_allclose(from_pixels, from_floats, rtol=1e-5, atol=1e-4)
+    finally:
+        predictor.stop()
+
+
 def test_tensor_predictor_scales_uint8_pixels_exactly_like_the_letterbox(split, jpegs):
     """What the transformer sends (UINT8 pixels, a quarter of FP32's bytes) gives the same outputs as the
     FP32 batch ``letterbox_batch`` makes from the same images, bit for bit."""
