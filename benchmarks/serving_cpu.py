@@ -6,7 +6,11 @@
 Prints req/s, p50 and p99 per point and the ratios of (c) over (a) and (b).
 
     .venv/bin/python benchmarks/serving_cpu.py --weights best.pt [--onnx best.onnx] \
-        [--images DIR] [--duration 10] [--concurrency 1 8 32] [--max-batch-size 8]
+        [--images DIR] [--duration 10] [--concurrency 1 8 32] [--max-batch-size 8] [--gain-rounds 3]
+    .venv/bin/python benchmarks/serving_cpu.py --onnx best.onnx --batching-only --gain-rounds 5
+
+Batching on/off is measured at the top concurrency in rounds that take turns on the same servers
+(``--batching-only`` measures just that, in a minute or two).
 
 The load generator runs on the same machine as the servers: on a small box it competes for the CPU.
 """
@@ -71,7 +75,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--weights", type=Path, required=True, help="Ultralytics .pt weights")
+    parser.add_argument("--weights", type=Path, default=None, help="Ultralytics .pt weights")
     parser.add_argument("--onnx", type=Path, default=None, help="its ONNX export (exported here if omitted)")
     parser.add_argument(
         "--images", type=Path, default=None, help="folder of JPEGs (synthetic 640x480 if omitted)"
@@ -81,7 +85,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--max-delay-ms", type=float, default=4.0)
     parser.add_argument("--gain-rounds", type=int, default=3, help="rounds of the batching on/off comparison")
-    return parser.parse_args()
+    parser.add_argument(
+        "--batching-only",
+        action="store_true",
+        help="only the batching on/off comparison at the top concurrency (--weights may then be omitted)",
+    )
+    args = parser.parse_args()
+    if args.weights is None and not (args.batching_only and args.onnx is not None):
+        parser.error("--weights is required (only --batching-only with --onnx runs without it)")
+    return args
 
 
 def load_jpegs(folder: Path | None, count: int = 32) -> list[bytes]:
@@ -193,6 +205,9 @@ def main() -> None:
         from nexus.export.onnx_export import export_onnx
 
         onnx = export_onnx(args.weights, Path(tempfile.mkdtemp()) / "model.onnx")
+    if args.batching_only:
+        report_batching_gain(onnx, jpegs, max(args.concurrency), args)
+        return
     results: dict[str, dict[int, dict[str, float]]] = {"ultralytics": {}, "plain-kserve": {}, "nexus": {}}
     for concurrency in args.concurrency:
         results["ultralytics"][concurrency] = ultralytics_load(
@@ -224,7 +239,6 @@ def main() -> None:
         our_overhead = overhead_ms(ours.url, onnx, jpegs)
 
     top = max(args.concurrency)
-    gains = batching_gain(onnx, jpegs, top, args)
 
     print(f"\n{'server':<16}{'conc':>6}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, points in results.items():
@@ -240,35 +254,7 @@ def main() -> None:
             f"  vs plain kserve x{ours / plain_rps:.2f}"
         )
 
-    print(
-        f"\nbatching at concurrency {top}, {args.gain_rounds} rounds taking turns on the same three "
-        "servers (req/s; a shared machine drifts, so each ratio compares neighbouring runs):"
-    )
-    for name, label in GAIN_SERVERS.items():
-        print(f"  {label:<58}" + "".join(f"{rps:>8.1f}" for rps in gains[name]))
-    ratios = [b / u for b, u in zip(gains["batched"], gains["one-at-a-time"], strict=True)]
-    print(
-        f"  batching: x{statistics.median(ratios):.2f} the throughput of one-at-a-time, median of rounds "
-        f"({' '.join(f'x{r:.2f}' for r in ratios)}; target >= 1.8)"
-    )
-    instances = [b / u for b, u in zip(gains["batched"], gains["instances"], strict=True)]
-    print(
-        f"  and x{statistics.median(instances):.2f} the throughput of one image per pass with a pass per "
-        "core at once (no batching, all cores busy)"
-    )
-    from nexus.cpu import cpu_count
-    from nexus.serving.config import BatchingConfig
-
-    shards = BatchingConfig(max_batch_size=args.max_batch_size).resolve_shards(cpu_count())
-    model_gain = model_batch_gain(onnx, args.max_batch_size)
-    sharded_gain = model_batch_gain(onnx, args.max_batch_size, batch_shards=shards)
-    side_by_side_gain = model_batch_gain(onnx, args.max_batch_size, batch_shards=shards, side_by_side=True)
-    print(
-        f"  the model alone (ONNX Runtime, no server), images/s over batch 1 in one session: batch "
-        f"{args.max_batch_size} in one session x{model_gain:.2f}, split across {shards} single-core "
-        f"sessions x{sharded_gain:.2f}, {shards} batches at once, one per single-core session (the "
-        f"server under load) x{side_by_side_gain:.2f}"
-    )
+    report_batching_gain(onnx, jpegs, top, args)
     print("server overhead at concurrency 1 (latency - model time, target <= 1 ms):")
     work = our_overhead.get("server_work")
     if work is not None:
@@ -300,6 +286,40 @@ GAIN_SERVERS = {
     "one-at-a-time": "one-at-a-time (--max-batch-size 1: one image per pass)",
     "instances": "one image per pass, a pass per core at once",
 }
+
+
+def report_batching_gain(onnx: Path, jpegs: list[bytes], top: int, args: argparse.Namespace) -> None:
+    """Measure and print batching on/off at concurrency ``top`` and the model's own batch gain."""
+    gains = batching_gain(onnx, jpegs, top, args)
+    print(
+        f"\nbatching at concurrency {top}, {args.gain_rounds} rounds taking turns on the same three "
+        "servers (req/s; a shared machine drifts, so each ratio compares neighbouring runs):"
+    )
+    for name, label in GAIN_SERVERS.items():
+        print(f"  {label:<58}" + "".join(f"{rps:>8.1f}" for rps in gains[name]))
+    ratios = [b / u for b, u in zip(gains["batched"], gains["one-at-a-time"], strict=True)]
+    print(
+        f"  batching: x{statistics.median(ratios):.2f} the throughput of one-at-a-time, median of rounds "
+        f"({' '.join(f'x{r:.2f}' for r in ratios)}; target >= 1.8)"
+    )
+    instances = [b / u for b, u in zip(gains["batched"], gains["instances"], strict=True)]
+    print(
+        f"  and x{statistics.median(instances):.2f} the throughput of one image per pass with a pass per "
+        "core at once (no batching, all cores busy)"
+    )
+    from nexus.cpu import cpu_count
+    from nexus.serving.config import BatchingConfig
+
+    shards = BatchingConfig(max_batch_size=args.max_batch_size).resolve_shards(cpu_count())
+    model_gain = model_batch_gain(onnx, args.max_batch_size)
+    sharded_gain = model_batch_gain(onnx, args.max_batch_size, batch_shards=shards)
+    side_by_side_gain = model_batch_gain(onnx, args.max_batch_size, batch_shards=shards, side_by_side=True)
+    print(
+        f"  the model alone (ONNX Runtime, no server), images/s over batch 1 in one session: batch "
+        f"{args.max_batch_size} in one session x{model_gain:.2f}, split across {shards} single-core "
+        f"sessions x{sharded_gain:.2f}, {shards} batches at once, one per single-core session (the "
+        f"server under load) x{side_by_side_gain:.2f}"
+    )
 
 
 def batching_gain(

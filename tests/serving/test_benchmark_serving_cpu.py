@@ -38,3 +38,28 @@ def test_serving_cpu_benchmark_prints_its_ratios(detect_weights, detect_onnx, va
     assert float(rounds.group(1)) > 0
     assert re.search(r"batch 8 in one session x[\d.]+, split across \d+ single-core sessions x[\d.]+", out)
     assert re.search(r"v2 binary\s+mean -?[\d.]+ ms", out)
+
+
+@pytest.mark.slow
+def test_batching_only_measures_just_the_batching_comparison(detect_onnx, val_images, tmp_path):
+    images = tmp_path / "jpegs"
+    images.mkdir()
+    for path in val_images[:4]:
+        (images / path.name).write_bytes(path.read_bytes())
+    command = [
+        sys.executable, str(BENCHMARK), "--onnx", str(detect_onnx), "--images", str(images),
+        "--batching-only", "--duration", "0.6", "--concurrency", "4", "--gain-rounds", "1",
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "batching at concurrency 4, 1 rounds" in run.stdout
+    ratio = r"batching: x[\d.]+ the throughput of one-at-a-time, median of rounds \(x[\d.]+;"
+    assert re.search(ratio, run.stdout), run.stdout
+    assert "ultralytics" not in run.stdout and "server overhead" not in run.stdout
+
+
+def test_the_full_benchmark_needs_weights(detect_onnx):
+    command = [sys.executable, str(BENCHMARK), "--onnx", str(detect_onnx)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "--weights is required" in run.stderr
