@@ -14,11 +14,8 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "serving_cpu.py
 
 
 @pytest.mark.slow
-def test_serving_cpu_benchmark_prints_its_ratios(detect_weights, detect_onnx, val_images, tmp_path):
-    images = tmp_path / "jpegs"
-    images.mkdir()
-    for path in val_images[:8]:
-        (images / path.name).write_bytes(path.read_bytes())
+def test_serving_cpu_benchmark_prints_its_ratios(detect_weights, detect_onnx, val_images):
+    images = val_images[0].parent  # the sample dataset's validation JPEGs
     command = [
         sys.executable, str(BENCHMARK), "--weights", str(detect_weights), "--onnx", str(detect_onnx),
         "--images", str(images), "--duration", "0.6", "--concurrency", "1", "4", "--gain-rounds", "2",
@@ -41,11 +38,8 @@ def test_serving_cpu_benchmark_prints_its_ratios(detect_weights, detect_onnx, va
 
 
 @pytest.mark.slow
-def test_batching_only_measures_just_the_batching_comparison(detect_onnx, val_images, tmp_path):
-    images = tmp_path / "jpegs"
-    images.mkdir()
-    for path in val_images[:4]:
-        (images / path.name).write_bytes(path.read_bytes())
+def test_batching_only_measures_just_the_batching_comparison(detect_onnx, val_images):
+    images = val_images[0].parent  # the sample dataset's validation JPEGs
     command = [
         sys.executable, str(BENCHMARK), "--onnx", str(detect_onnx), "--images", str(images),
         "--batching-only", "--duration", "0.6", "--concurrency", "4", "--gain-rounds", "1",
