@@ -64,30 +64,73 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def parse_options(parameters: Mapping[str, Any] | None) -> PostprocessOptions:
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{name!r} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name!r} must be a number, got {value!r}") from None
+
+
+def _whole(name: str, value: Any) -> int:
+    number = _number(name, value)
+    if not number.is_integer():
+        raise ValueError(f"{name!r} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise ValueError(f"{name!r} must be true or false, got {value!r}")
+
+
+def _class_ids(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [item for item in value.replace(" ", "").split(",") if item]
+    elif not isinstance(value, list | tuple):
+        value = [value]
+    ids = tuple(_whole("classes", item) for item in value)
+    if any(class_id < 0 for class_id in ids):
+        raise ValueError(f"'classes' must hold class ids >= 0, got {list(ids)}")
+    return ids
+
+
+def parse_options(parameters: Any) -> PostprocessOptions:
     """Per-request thresholds from ``parameters``; raises ``InvalidInput`` naming the bad value.
+
+    Other keys pass unread: v2 clients send their own (``binary_data_output``, ``priority``, ...).
 
     Example:
         >>> parse_options({"confidence": 0.5, "classes": [0, 2]}).classes
         (0, 2)
+        >>> parse_options({"classes": "1,3", "agnostic": "true"}).agnostic
+        True
     """
-    params = {key: _plain(value) for key, value in dict(parameters or {}).items()}
-    known = {key: value for key, value in params.items() if key in PARAMETER_NAMES}
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, Mapping):
+        raise InvalidInput(
+            f'request "parameters" must be an object such as {{"confidence": 0.4}}, '
+            f"got {type(parameters).__name__}"
+        )
+    known = {key: _plain(value) for key, value in parameters.items() if key in PARAMETER_NAMES}
     try:
         conf = known.get("confidence", known.get("conf", 0.25))
         classes = known.get("classes")
-        if isinstance(classes, str):
-            classes = [int(c) for c in classes.replace(" ", "").split(",") if c]
-        elif isinstance(classes, int):
-            classes = [classes]
         return PostprocessOptions(
-            conf_threshold=float(conf),
-            iou_threshold=float(known.get("iou", 0.7)),
-            max_detections=int(known.get("max_det", 300)),
-            classes=None if classes is None else tuple(int(c) for c in classes),
-            agnostic=bool(known.get("agnostic", False)),
+            conf_threshold=_number("confidence" if "confidence" in known else "conf", conf),
+            iou_threshold=_number("iou", known.get("iou", 0.7)),
+            max_detections=_whole("max_det", known.get("max_det", 300)),
+            classes=None if classes is None else _class_ids(classes),
+            agnostic=_flag("agnostic", known.get("agnostic", False)),
         )
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise InvalidInput(f"invalid request parameters: {error}") from error
 
 
@@ -243,9 +286,21 @@ def parse_v2(request: InferRequest) -> ParsedRequest:
     tensor = request.inputs[0]
     datatype = tensor.datatype.upper()
     shape = [int(s) for s in tensor.shape]
+    if datatype not in ("BYTES", "UINT8"):
+        raise InvalidInput(
+            f"input {tensor.name!r}: datatype {datatype} is not supported; send encoded images as BYTES "
+            "or pixels as UINT8 [N,H,W,3]"
+        )
     try:
         array = tensor.as_numpy()
-    except (ValueError, TypeError, struct.error) as error:
+    except OverflowError as error:
+        raise InvalidInput(f"input {tensor.name!r}: UINT8 values must be within 0..255 ({error})") from error
+    except struct.error as error:
+        raise InvalidInput(
+            f"input {tensor.name!r}: binary BYTES data must be elements of a 4-byte little-endian length "
+            f"followed by that many bytes ({error})"
+        ) from error
+    except (ValueError, TypeError) as error:
         raise InvalidInput(f"input {tensor.name!r}: data does not match shape {shape}: {error}") from error
     images: list[bytes | np.ndarray] = []
     if datatype == "BYTES":
@@ -264,7 +319,7 @@ def parse_v2(request: InferRequest) -> ParsedRequest:
                 images.append(
                     _b64(item.decode("ascii", "replace") if isinstance(item, bytes) else item, where)
                 )
-    elif datatype == "UINT8":
+    else:  # UINT8
         if array.ndim == 3:
             array = array[None]
         if array.ndim != 4 or array.shape[-1] != 3 or 0 in array.shape:
@@ -274,11 +329,6 @@ def parse_v2(request: InferRequest) -> ParsedRequest:
             raise InvalidInput(f"input {tensor.name!r}: color_order must be RGB or BGR, got {order!r}")
         for image in array:
             images.append(np.ascontiguousarray(image[..., ::-1] if order == "RGB" else image))
-    else:
-        raise InvalidInput(
-            f"input {tensor.name!r}: datatype {datatype} is not supported; send encoded images as BYTES "
-            "or pixels as UINT8 [N,H,W,3]"
-        )
     return ParsedRequest(images, parse_options(request.parameters), "v2", request.id)
 
 

@@ -1,8 +1,10 @@
 """Canary router: split traffic between a champion and a challenger predictor, watch, roll back.
 
 Inference requests (``POST``) go to the challenger for ``percent`` % of users (sticky per
-``X-User-Id`` header, random without one); every other request goes to the champion. Each answer
-carries the version that produced it (``X-Model-Version`` header, ``model_version`` JSON field).
+``X-User-Id`` header, random without one); every other request goes to the champion. The OIP's
+versioned routes (``/v2/models/{name}/versions/{v}/...``) go to version ``v`` whatever the split.
+Each answer carries the version that produced it (``X-Model-Version`` header, ``model_version``
+JSON field).
 Per version the router counts requests, errors (5xx or no answer) and latencies over a sliding
 window, and rolls the challenger back on its own when it does clearly worse than the champion.
 
@@ -159,6 +161,11 @@ class CanaryRouter:
             return self.challenger
         return self.champion
 
+    def versions(self) -> list[str]:
+        """The versions serving now: the champion, then the challenger if any."""
+        challenger = self.challenger
+        return [self.champion.version] + ([challenger.version] if challenger is not None else [])
+
     def choose(self, user_id: str | None) -> str:
         """The version to serve this request: sticky per user id, random without one."""
         if self.challenger is None or self.percent <= 0:
@@ -266,6 +273,21 @@ def _label_body(content: bytes, content_type: str, version: str) -> bytes:
     return json.dumps(body).encode()
 
 
+def pinned_version(path: str) -> tuple[str, str] | None:
+    """``(version, path without the version)`` for an OIP versioned route, else ``None``.
+
+    Example:
+        >>> pinned_version("v2/models/det/versions/v2/infer")
+        ('v2', 'v2/models/det/infer')
+        >>> pinned_version("v2/models/det/infer") is None
+        True
+    """
+    parts = path.split("/")
+    if len(parts) >= 5 and parts[0] == "v2" and parts[1] == "models" and parts[3] == "versions" and parts[4]:
+        return parts[4], "/".join(parts[:3] + parts[5:])
+    return None
+
+
 def create_router_app(router: CanaryRouter, timeout_s: float = 30.0) -> FastAPI:
     """The router's ASGI app: admin endpoints, ``/metrics``, and a proxy for everything else."""
     client_holder: dict[str, httpx.AsyncClient] = {}
@@ -311,11 +333,19 @@ def create_router_app(router: CanaryRouter, timeout_s: float = 30.0) -> FastAPI:
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
     async def proxy(path: str, request: Request) -> Response:
-        version = (
-            router.choose(request.headers.get(USER_HEADER))
-            if request.method == "POST"
-            else (router.champion.version)
-        )
+        pinned = pinned_version(path)
+        if pinned is not None:  # /v2/models/{name}/versions/{v}/...: that version, outside the split
+            version, path = pinned
+            if version not in router.versions():
+                serving = ", ".join(router.versions())
+                return JSONResponse(
+                    {"error": f"no version {version!r} behind this router; serving: {serving}"},
+                    status_code=404,
+                )
+        elif request.method == "POST":
+            version = router.choose(request.headers.get(USER_HEADER))
+        else:
+            version = router.champion.version
         upstream = router.upstream(version)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         started = time.perf_counter()

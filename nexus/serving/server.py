@@ -42,16 +42,38 @@ def _bind_rest_server_to(host: str, timing_middleware: bool = True) -> None:
     kserve_model_server.RESTServer = HostBoundRESTServer
 
 
-def _add_metadata_route(server: kserve.ModelServer) -> None:
-    """``GET /v2/models/{name}``: the standard OIP fields plus ``parameters`` with class names.
+def _served_version(model: Any) -> str | None:
+    """The version label a model serves (its ``version`` or ``config.version``), ``None`` without one."""
+    version = getattr(model, "version", None) or getattr(getattr(model, "config", None), "version", None)
+    return version if isinstance(version, str) else None
 
-    Registered before KServe's own route, so it takes precedence; other models fall through to KServe.
+
+def _version_mismatch(model_name: str, model: Any, model_version: str | None) -> JSONResponse | None:
+    """A 404 naming the version served here when a ``/versions/{v}/`` route asks for another one."""
+    if model_version is None or model_version == _served_version(model):
+        return None
+    served = _served_version(model)
+    hint = f"; it serves version {served!r}" if served else ""
+    return JSONResponse(
+        {"error": f"model {model_name} has no version {model_version!r}{hint}"}, status_code=404
+    )
+
+
+def _add_metadata_route(server: kserve.ModelServer) -> None:
+    """``GET /v2/models/{name}[/versions/{v}]``: the standard OIP fields plus ``parameters`` with class
+    names, and ``GET /v2/models/{name}/versions/{v}/ready``.
+
+    Registered before KServe's own routes (which answer 501 to any version), so they take precedence;
+    other models fall through to KServe. A version other than the one served is a 404.
     """
 
-    async def model_metadata(model_name: str) -> JSONResponse:
+    async def model_metadata(model_name: str, model_version: str | None = None) -> JSONResponse:
         model = server.registered_models.get_model(model_name)
         if model is None:
             return JSONResponse({"error": f"Model with name {model_name} does not exist."}, status_code=404)
+        mismatch = _version_mismatch(model_name, model, model_version)
+        if mismatch is not None:
+            return mismatch
         body: dict[str, Any] = {
             "name": model_name,
             "versions": [],
@@ -66,22 +88,42 @@ def _add_metadata_route(server: kserve.ModelServer) -> None:
             body["parameters"] = description
         return JSONResponse(body)
 
+    async def model_version_ready(model_name: str, model_version: str) -> JSONResponse:
+        model = server.registered_models.get_model(model_name)
+        if model is None:
+            return JSONResponse({"error": f"Model with name {model_name} does not exist."}, status_code=404)
+        mismatch = _version_mismatch(model_name, model, model_version)
+        if mismatch is not None:
+            return mismatch
+        if not model.ready:
+            raise ModelNotReady(model_name)
+        return JSONResponse({"name": model_name, "ready": True})
+
+    for path in ("/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"):
+        kserve_model_server.app.add_api_route(path, model_metadata, methods=["GET"], include_in_schema=False)
     kserve_model_server.app.add_api_route(
-        "/v2/models/{model_name}", model_metadata, methods=["GET"], include_in_schema=False
+        "/v2/models/{model_name}/versions/{model_version}/ready",
+        model_version_ready,
+        methods=["GET"],
+        include_in_schema=False,
     )
 
 
 def _add_infer_route(server: kserve.ModelServer) -> None:
-    """``POST /v2/models/{name}/infer`` decoding the binary tensor extension without KServe's UTF-8 trap.
+    """``POST /v2/models/{name}[/versions/{v}]/infer`` decoding the binary tensor extension without
+    KServe's UTF-8 trap.
 
     Registered before KServe's own route; everything after decoding (``preprocess`` -> ``predict`` ->
     ``postprocess``, error handlers, response encoding) is KServe's data plane.
     """
 
-    async def infer(model_name: str, request: Request) -> Response:
+    async def infer(model_name: str, request: Request, model_version: str | None = None) -> Response:
         model = server.registered_models.get_model(model_name)
         if model is None:
             raise ModelNotFound(model_name)
+        mismatch = _version_mismatch(model_name, model, model_version)
+        if mismatch is not None:
+            return mismatch
         if not model.ready:
             raise ModelNotReady(model_name)
         content, headers = await answer_inference(
@@ -89,9 +131,8 @@ def _add_infer_route(server: kserve.ModelServer) -> None:
         )
         return Response(content, headers=headers)
 
-    kserve_model_server.app.add_api_route(
-        "/v2/models/{model_name}/infer", infer, methods=["POST"], include_in_schema=False
-    )
+    for path in ("/v2/models/{model_name}/infer", "/v2/models/{model_name}/versions/{model_version}/infer"):
+        kserve_model_server.app.add_api_route(path, infer, methods=["POST"], include_in_schema=False)
 
 
 def quiet_access_logs() -> None:

@@ -213,10 +213,19 @@ class TensorPredictor(kserve.Model):
             )
         try:
             batch = tensor.as_numpy()
+        except OverflowError as error:
+            raise InvalidInput(
+                f"input {tensor.name!r}: UINT8 values must be within 0..255 ({error})"
+            ) from error
         except (ValueError, TypeError) as error:
             raise InvalidInput(f"input {tensor.name!r}: data does not match its shape: {error}") from error
         if batch.ndim != 4 or batch.shape[1] != 3 or 0 in batch.shape:
             raise InvalidInput(f"input {tensor.name!r}: expected shape [N,3,H,W], got {list(batch.shape)}")
+        if batch.dtype == np.float32 and not 0.0 <= batch.min() <= batch.max() <= 1.0:  # NaN fails too
+            raise InvalidInput(
+                f"input {tensor.name!r}: FP32 pixels must be finite values in [0, 1] (pixel / 255), "
+                f"got values from {batch.min()} to {batch.max()}"
+            )
         stride = self.detector.metadata.stride
         if batch.shape[2] % stride or batch.shape[3] % stride:
             raise InvalidInput(

@@ -120,6 +120,37 @@ def test_bad_image_bytes_are_4xx(predictor, jpegs, kind, transport):
             lambda u: v2_json(u, [{"name": "a", "shape": [1], "datatype": "BYTES", "data": ["AA=="]}] * 2),
             "exactly one",
         ),
+        ("parameters a string", lambda u: v1(u, [{"b64": "AA=="}], "confidence=0.4"), "object"),
+        ("max_det a fraction", lambda u: v1(u, [{"b64": "AA=="}], {"max_det": 2.5}), "whole number"),
+        ("negative class id", lambda u: v1(u, [{"b64": "AA=="}], {"classes": [-1]}), ">= 0"),
+        ("agnostic not a flag", lambda u: v1(u, [{"b64": "AA=="}], {"agnostic": "yes"}), "true or false"),
+        (
+            "uint8 value out of range",
+            lambda u: v2_json(
+                u, [{"name": "x", "shape": [1, 2, 2, 3], "datatype": "UINT8", "data": [300] * 12}]
+            ),
+            "0..255",
+        ),
+        (
+            "unknown datatype",
+            lambda u: v2_json(u, [{"name": "x", "shape": [1], "datatype": "WHAT", "data": ["AA=="]}]),
+            "WHAT is not supported",
+        ),
+        (
+            "binary BYTES length past the end",
+            lambda u: v2_binary(
+                u, {"name": "images", "shape": [1], "datatype": "BYTES"}, struct.pack("<I", 1 << 30) + b"ab"
+            ),
+            "4-byte little-endian length",
+        ),
+        (
+            "unknown version",
+            lambda u: httpx.post(
+                f"{u}/v2/models/{MODEL_NAME}/versions/v9/infer",
+                json={"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["AA=="]}]},
+            ),
+            "no version 'v9'",
+        ),
         (
             "binary header too long",
             lambda u: httpx.post(

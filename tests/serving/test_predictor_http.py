@@ -120,6 +120,23 @@ def test_metadata_lists_inputs_outputs_and_class_names(predictor):
     assert httpx.get(f"{predictor.url}/v2/models/nope").status_code == 404
 
 
+def test_versioned_routes_answer_for_the_served_version_only(predictor, jpegs):
+    body = {"inputs": [{"name": "images", "shape": [1], "datatype": "BYTES", "data": [b64(jpegs[1])]}]}
+    plain = v2_detections(httpx.post(f"{predictor.url}/v2/models/{MODEL_NAME}/infer", json=body))
+    versioned = httpx.post(f"{predictor.url}/v2/models/{MODEL_NAME}/versions/v1/infer", json=body)
+    assert v2_detections(versioned) == plain
+    assert httpx.get(f"{predictor.url}/v2/models/{MODEL_NAME}/versions/v1").json()["versions"] == ["v1"]
+    assert httpx.get(f"{predictor.url}/v2/models/{MODEL_NAME}/versions/v1/ready").json()["ready"] is True
+    for answer in (
+        httpx.post(f"{predictor.url}/v2/models/{MODEL_NAME}/versions/v2/infer", json=body),
+        httpx.get(f"{predictor.url}/v2/models/{MODEL_NAME}/versions/v2"),
+        httpx.get(f"{predictor.url}/v2/models/{MODEL_NAME}/versions/v2/ready"),
+    ):
+        assert answer.status_code == 404
+        assert answer.json()["error"] == f"model {MODEL_NAME} has no version 'v2'; it serves version 'v1'"
+    assert httpx.get(f"{predictor.url}/v2/models/nope/versions/v1").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("parameters", "check"),
     [

@@ -15,9 +15,11 @@ from nexus.serving.protocol import (
     build_v2_response,
     decode_v2_response,
     image_result,
+    parse_options,
     parse_v1,
     wants_binary_outputs,
 )
+from nexus.vision.postprocess import PostprocessOptions
 
 
 @pytest.mark.parametrize(
@@ -170,3 +172,49 @@ def test_v2_response_that_does_not_add_up_is_refused(body, header_length, messag
 def test_binary_outputs_are_asked_for_with_a_true_boolean(parameters, expected):
     request = InferRequest(model_name="m", infer_inputs=[], parameters=parameters)
     assert wants_binary_outputs(request) is expected
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        (None, PostprocessOptions()),
+        ({"confidence": 0.5, "iou": "0.4"}, PostprocessOptions(conf_threshold=0.5, iou_threshold=0.4)),
+        ({"conf": 0.1, "max_det": 5.0}, PostprocessOptions(conf_threshold=0.1, max_detections=5)),
+        ({"max_det": "7"}, PostprocessOptions(max_detections=7)),
+        ({"classes": 2}, PostprocessOptions(classes=(2,))),
+        ({"classes": "0, 3"}, PostprocessOptions(classes=(0, 3))),
+        ({"classes": [1, 2.0]}, PostprocessOptions(classes=(1, 2))),
+        ({"agnostic": "TRUE"}, PostprocessOptions(agnostic=True)),
+        ({"agnostic": 0}, PostprocessOptions(agnostic=False)),
+        ({"binary_data_output": True, "priority": 3}, PostprocessOptions()),  # other keys pass unread
+    ],
+)
+def test_request_parameters_are_parsed(parameters, expected):
+    assert parse_options(parameters) == expected
+
+
+@pytest.mark.parametrize(
+    ("parameters", "words"),
+    [
+        ("confidence=0.4", ["parameters", "object", "str"]),
+        ([["confidence", 0.4]], ["parameters", "object", "list"]),
+        ({"confidence": "high"}, ["'confidence'", "number", "'high'"]),
+        ({"confidence": True}, ["'confidence'", "number", "True"]),
+        ({"conf": None}, ["'conf'", "number"]),
+        ({"confidence": 1.5}, ["conf_threshold", "[0, 1]"]),
+        ({"iou": "nan"}, ["iou_threshold"]),
+        ({"max_det": 2.5}, ["'max_det'", "whole number", "2.5"]),
+        ({"max_det": 0}, ["max_detections", "at least 1"]),
+        ({"max_det": float("inf")}, ["'max_det'", "whole number"]),
+        ({"classes": [-1]}, ["'classes'", ">= 0", "-1"]),
+        ({"classes": "1,a"}, ["'classes'", "number", "'a'"]),
+        ({"classes": [{"id": 1}]}, ["'classes'", "number"]),
+        ({"agnostic": "yes"}, ["'agnostic'", "true or false", "'yes'"]),
+        ({"agnostic": 2}, ["'agnostic'", "true or false"]),
+    ],
+)
+def test_bad_request_parameters_name_the_problem(parameters, words):
+    with pytest.raises(InvalidInput) as raised:
+        parse_options(parameters)
+    for word in words:
+        assert word in str(raised.value), (word, str(raised.value))

@@ -81,6 +81,26 @@ def test_errors_pass_through_labelled(canary, jpegs):
         assert httpx.get(f"{running.url}/v2/models/{MODEL_NAME}").json()["parameters"]["version"] == "v1"
 
 
+def test_versioned_routes_reach_that_version_whatever_the_split(canary, jpegs):
+    body = {"inputs": [{"name": "images", "shape": [1], "datatype": "BYTES", "data": [b64(jpegs[0])]}]}
+    with canary(0) as running:  # no traffic for v2 in the split, yet it answers when asked by name
+        for version in ("v1", "v2", "v2"):
+            response = httpx.post(f"{running.url}/v2/models/{MODEL_NAME}/versions/{version}/infer", json=body)
+            assert response.status_code == 200, response.text
+            assert response.headers["X-Model-Version"] == response.json()["model_version"] == version
+        metadata = httpx.get(f"{running.url}/v2/models/{MODEL_NAME}/versions/v2").json()
+        assert metadata["name"] == MODEL_NAME and metadata["model_version"] == "v2"
+        assert httpx.get(f"{running.url}/v2/models/{MODEL_NAME}/versions/v2/ready").status_code == 200
+        stats = httpx.get(f"{running.url}/admin/status").json()["stats"]
+        assert (stats["v1"]["requests"], stats["v2"]["requests"]) == (1, 2)
+        missing = httpx.post(f"{running.url}/v2/models/{MODEL_NAME}/versions/v9/infer", json=body)
+        assert missing.status_code == 404
+        assert "'v9'" in missing.json()["error"] and "v1, v2" in missing.json()["error"]
+        assert httpx.post(f"{running.url}/admin/rollback").status_code == 200
+        gone = httpx.post(f"{running.url}/v2/models/{MODEL_NAME}/versions/v2/infer", json=body)
+        assert gone.status_code == 404 and "serving: v1" in gone.json()["error"]
+
+
 def test_promote_and_rollback_through_the_cli(canary, jpegs, capsys):
     with canary(50) as running:
         assert nexus_main(["deploy", "traffic", "100", "--router", running.url]) == 0

@@ -248,14 +248,27 @@ def test_tensor_predictor_scales_uint8_pixels_exactly_like_the_letterbox(split, 
 
 
 @pytest.mark.parametrize(
-    ("shape", "message"),
-    [([0, 3, 64, 64], r"\[N,3,H,W\]"), ([1, 3, 64, 70], "multiples of the model's stride")],
+    ("shape", "fill", "message"),
+    [
+        ([0, 3, 64, 64], 0.0, r"\[N,3,H,W\]"),
+        ([1, 3, 64, 70], 0.0, "multiples of the model's stride"),
+        ([1, 3, 64, 64], 255.0, r"finite values in \[0, 1\] \(pixel / 255\), got values from 255.0"),
+        ([1, 3, 64, 64], float("nan"), r"finite values in \[0, 1\]"),
+        ([1, 3, 64, 64], -0.5, r"got values from -0.5 to -0.5"),
+    ],
 )
-def test_tensor_predictor_refuses_tensors_it_cannot_run(split, shape, message):
+def test_tensor_predictor_refuses_tensors_it_cannot_run(split, shape, fill, message):
     _, tensor_predictor = split
-    raw = np.zeros(shape, np.float32).tobytes()
+    raw = np.full(shape, fill, np.float32).tobytes()
     response = v2_binary(tensor_predictor.url, {"name": "input", "shape": shape, "datatype": "FP32"}, raw)
     assert response.status_code == 400 and re.search(message, response.json()["error"]), response.text
+
+
+def test_tensor_predictor_refuses_uint8_values_past_255(split):
+    _, tensor_predictor = split
+    tensor = {"name": "input", "shape": [1, 3, 32, 32], "datatype": "UINT8", "data": [256] * (3 * 32 * 32)}
+    response = v2_json(tensor_predictor.url, [tensor])
+    assert response.status_code == 400 and "within 0..255" in response.json()["error"], response.text
 
 
 # ------------------------------------------------------------------ the split deployment on KServe
