@@ -72,6 +72,9 @@ def serve_command(
     ] = False,
 ) -> None:
     """Serve a model over KServe v1 and v2 (dynamic batching), optionally as a canary A/B."""
+    from nexus.serving.launcher import ensure_port_free
+
+    ensure_port_free(host, port)  # before minutes of loading, not after
     if split:
         if canary is not None:
             raise NexusError(

@@ -135,9 +135,14 @@ def _wait_ready(url: str, record: LocalDeployment, process: subprocess.Popen, ti
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            from nexus.serving.launcher import last_error_line
+
+            log = record.home / "deployments" / f"{record.name}.log"
+            reason = last_error_line(log)
             raise DeploymentError(
-                f"the server for {record.name!r} exited with status {process.returncode} while starting; "
-                f"see {record.home / 'deployments' / (record.name + '.log')}"
+                f"the server for {record.name!r} exited with status {process.returncode} while starting"
+                + (f" ({reason})" if reason else "")
+                + f"; see {log}"
             )
         try:
             if httpx.get(probe, timeout=1.0).status_code == 200:

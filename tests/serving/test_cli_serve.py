@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,10 +70,40 @@ def test_serve_canary_end_to_end(detect_onnx, jpegs, tmp_path):
     assert "predictor-v1.log" in os.listdir(tmp_path)
 
 
-def test_serve_rejects_bad_settings(detect_onnx):
-    argv = ["serve", str(detect_onnx), "--canary", str(detect_onnx)]
+def test_serve_rejects_bad_settings(detect_onnx, capsys):
+    argv = ["serve", str(detect_onnx), "--canary", str(detect_onnx), "--port", str(free_port())]
     assert nexus_main([*argv, "--canary-percent", "150"]) == 2
+    assert "--canary-percent must be within [0, 100], got 150" in capsys.readouterr().err
     assert nexus_main([*argv, "--canary-version", "v1"]) == 2
+    assert "--version and --canary-version must differ" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "-1"])
+def test_serve_refuses_a_port_out_of_range(detect_onnx, capsys, port):
+    assert nexus_main(["serve", str(detect_onnx), "--port", port]) == 2
+    assert f"--port must be within 1..65535, got {port}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("canary", [False, True])
+def test_serve_refuses_a_port_in_use_before_loading_anything(detect_onnx, capsys, canary):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["serve", str(detect_onnx), "--port", str(port)]
+        assert nexus_main([*argv, *(["--canary", str(detect_onnx)] if canary else [])]) == 2
+    error = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in error and "pick another --port" in error
+
+
+@pytest.mark.parametrize("missing", ["champion", "challenger"])
+def test_serve_names_why_a_predictor_did_not_start(detect_onnx, tmp_path, capsys, missing):
+    absent = tmp_path / "absent.onnx"
+    champion, challenger = (absent, detect_onnx) if missing == "champion" else (detect_onnx, absent)
+    argv = ["serve", str(champion), "--canary", str(challenger), "--port", str(free_port())]
+    assert nexus_main(argv) == 2
+    error = capsys.readouterr().err
+    assert "exited with status 2 while starting" in error and f"{absent}: no such model file" in error
 
 
 def test_serve_split_runs_transformer_and_tensor_predictor_and_stops_both(
