@@ -25,6 +25,8 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 
+from nexus.serving.config import BatchingConfig
+
 MODES = ("Serverless", "RawDeployment")
 MODEL_FORMAT = "nexus-yolo"
 DEFAULT_IMAGE = "ghcr.io/nexus-ai/nexus-serving:0.1.0"
@@ -89,11 +91,31 @@ class DeploymentSettings:
                 f"name {self.name!r} must be a DNS-1035 label: lowercase letters, digits and '-', "
                 "starting with a letter"
             )
-        if not self.storage_uri.startswith(("s3://", "gs://", "pvc://", "https://", "hf://")):
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", self.namespace):
+            raise ValueError(
+                f"namespace {self.namespace!r} must be a DNS-1123 label: lowercase letters, digits and '-'"
+            )
+        scheme, _, rest = self.storage_uri.partition("://")
+        if scheme not in ("s3", "gs", "pvc", "https", "hf") or not rest.strip("/"):
             raise ValueError(
                 f"storage_uri {self.storage_uri!r} must be a remote URI (s3://bucket/prefix for S3/MinIO, "
                 "pvc://claim/path)"
             )
+        if not self.image or any(c.isspace() for c in self.image):
+            raise ValueError(f"image {self.image!r} must be an image reference such as {DEFAULT_IMAGE}")
+        if self.s3_endpoint is not None and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", self.s3_endpoint):
+            raise ValueError(
+                f"s3_endpoint {self.s3_endpoint!r} must be host[:port] without a scheme or path, "
+                "e.g. minio.minio:9000"
+            )
+        quantity = r"\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?"
+        for field_name in ("cpu", "memory", "transformer_cpu", "transformer_memory"):
+            value = getattr(self, field_name)
+            if not re.fullmatch(quantity, str(value)):
+                raise ValueError(
+                    f"{field_name} {value!r} is not a Kubernetes quantity (e.g. '2', '500m', '4Gi')"
+                )
+        BatchingConfig(max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.canary_percent is not None:

@@ -147,11 +147,38 @@ def test_runtime_name_defaults_follow_the_deployment_kind_and_an_explicit_one_wi
         ({"gpus": -1}, "gpus"),
         ({"min_replicas": 3, "max_replicas": 2}, "min_replicas"),
         ({"min_replicas": 0, "mode": "RawDeployment"}, "scale to zero"),
+        ({"namespace": "Team_A"}, "namespace 'Team_A' must be a DNS-1123 label"),
+        ({"storage_uri": "s3://"}, "storage_uri 's3://'"),
+        ({"storage_uri": "ftp://host/model"}, "s3://bucket/prefix"),
+        ({"image": "my image:1"}, "image reference"),
+        ({"image": ""}, "image reference"),
+        ({"s3_endpoint": "http://minio:9000"}, "without a scheme"),
+        ({"s3_endpoint": "minio:9000/bucket"}, "host\\[:port\\]"),
+        ({"cpu": "two"}, "cpu 'two' is not a Kubernetes quantity"),
+        ({"memory": "4 GB"}, "memory '4 GB' is not a Kubernetes quantity"),
+        ({"transformer_cpu": "-1"}, "transformer_cpu"),
+        ({"transformer_memory": "2GiB"}, "transformer_memory"),
+        ({"max_batch_size": 0}, "max_batch_size must be within"),
+        ({"max_delay_ms": -1.0}, "max_delay_ms must be within"),
     ],
 )
 def test_invalid_settings_say_what_to_change(kwargs, word):
     with pytest.raises(ValueError, match=word):
         DeploymentSettings(**{"name": "detector", "storage_uri": "s3://m/d", **kwargs})
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"cpu": "500m", "memory": "512Mi"},
+        {"cpu": "1.5", "memory": "4G"},
+        {"namespace": "team-a", "s3_endpoint": "minio.minio:9000"},
+        {"s3_endpoint": "10.0.0.5"},
+        {"storage_uri": "pvc://claim/models/d"},
+    ],
+)
+def test_valid_settings_pass(kwargs):
+    DeploymentSettings(**{"name": "detector", "storage_uri": "s3://m/d", **kwargs})
 
 
 def test_cli_writes_manifests(tmp_path):
