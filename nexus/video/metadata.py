@@ -81,6 +81,10 @@ def open_container(path: str | Path, **kwargs: Any) -> av.container.InputContain
     if not container.streams.video:
         container.close()
         raise VideoError("has no video stream", path=file)
+    context = container.streams.video[0].codec_context
+    if not context.width or not context.height:  # FFmpeg found no frame it could decode to size it
+        container.close()
+        raise VideoError("not a decodable video (its video stream has no frame size)", path=file)
     return container
 
 

@@ -90,8 +90,10 @@ def test_sampling_validation_says_what_to_change(kwargs: dict, message: str) -> 
 
 
 def _bad_file(tmp_path: Path, kind: str) -> Path:
-    path = tmp_path / f"{kind}.mp4"
-    if kind == "empty":
+    path = tmp_path / (f"{kind}.jpg" if kind == "text named .jpg" else f"{kind}.mp4")
+    if kind == "text named .jpg":  # FFmpeg's image2 demuxer opens it by its name, finding no frame
+        path.write_text("this is not an image\n")
+    elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "text":
         path.write_text("this is not a video\n" * 50)
@@ -105,6 +107,7 @@ def _bad_file(tmp_path: Path, kind: str) -> Path:
     [
         ("empty", "file is empty"),
         ("text", "not a readable video"),
+        ("text named .jpg", "not a decodable video"),
         ("missing", "no such file"),
         ("folder", "is a folder"),
     ],
