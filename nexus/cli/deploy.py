@@ -221,4 +221,4 @@ def show_command(deployment: DeploymentArgument = "nexus-detector") -> None:
     from nexus.serving.deployment import LocalDeployment
     from nexus.settings import NexusSettings
 
-    typer.echo(json.dumps(LocalDeployment.load(NexusSettings.from_env(), deployment).to_dict(), indent=2))
+    typer.echo(json.dumps(LocalDeployment.require(NexusSettings.from_env(), deployment).to_dict(), indent=2))

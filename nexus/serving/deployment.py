@@ -86,6 +86,18 @@ class LocalDeployment:
             raise DeploymentError(f"unreadable deployment record: {error}", path=path) from error
         return cls(**data, home=settings.home)
 
+    @classmethod
+    def require(cls, settings: NexusSettings, name: str) -> LocalDeployment:
+        """The record of ``name``; raises ``DeploymentError`` listing the deployments there are when
+        nothing was ever deployed under that name (a typo would otherwise read as an empty record)."""
+        if not cls.path_for(settings, name).is_file():
+            known = sorted(path.stem for path in (settings.home / "deployments").glob("*.json"))
+            raise DeploymentError(
+                f"no deployment named {name!r} (deployments: {', '.join(known) or 'none yet'}); "
+                "'nexus pipeline run training' or 'nexus registry promote' deploys a model"
+            )
+        return cls.load(settings, name)
+
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {k: v for k, v in asdict(self).items() if k != "home"}

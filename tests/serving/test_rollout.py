@@ -125,8 +125,14 @@ def test_served_canary_labels_versions_and_follows_promotion(settings, tmp_path,
 
 
 def test_cli_show_and_errors(settings, capsys):
-    assert main(["deploy", "show", NAME]) == 0
+    assert main(["deploy", "show", NAME]) == 2  # nothing deployed under that name yet
+    error = capsys.readouterr().err
+    assert f"no deployment named {NAME!r}" in error and "nexus pipeline run training" in error
+    LocalDeployment(name="other", registered_model="m", home=settings.home).save()
+    assert main(["deploy", "show", "other"]) == 0
     assert json.loads(capsys.readouterr().out)["champion"] is None
+    assert main(["deploy", "show", "othre"]) == 2
+    assert "(deployments: other)" in capsys.readouterr().err
     assert main(["deploy", "up", NAME]) == 2
     assert "has no champion yet" in capsys.readouterr().err
     assert main(["registry", "rollback", "--deployment", NAME]) == 2
