@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,8 +118,16 @@ def _annotation(entry: dict[str, Any], class_id: int, image: dict[str, Any], whe
         traced = mask_to_polygon(mask)
         polygon = traced if len(traced) >= 3 else None
     bbox = entry.get("bbox")
-    if isinstance(bbox, list) and len(bbox) == 4:
-        x, y, w, h = (float(v) for v in bbox)
+    if bbox is not None and bbox != []:
+        try:
+            if not isinstance(bbox, list) or len(bbox) != 4 or any(isinstance(v, bool) for v in bbox):
+                raise ValueError
+            x, y, w, h = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f"annotation {entry.get('id')}: bbox must be 4 numbers [x, y, width, height], got {bbox!r}",
+                path=where,
+            ) from None
         xyxy = (x, y, x + w, y + h)
     elif polygon is not None:
         xyxy = (*polygon.min(axis=0).tolist(), *polygon.max(axis=0).tolist())
@@ -185,8 +193,33 @@ def read_coco_source(json_path: Path, finder: ImageFinder) -> CocoSource:
     except (KeyError, TypeError, ValueError) as error:
         raise DatasetError("every category needs an integer 'id'", path=json_path) from error
     class_of = {coco_id: class_id for class_id, coco_id in category_ids.items()}
+    if len(class_of) != len(category_ids):
+        counts = Counter(category_ids.values())
+        repeated = sorted(i for i, n in counts.items() if n > 1)
+        raise DatasetError(f"category id(s) {repeated} appear more than once in 'categories'", path=json_path)
+    for image in data["images"]:
+        if not isinstance(image, dict) or not isinstance(image.get("id"), int | str):
+            raise DatasetError(
+                f"every image needs an object with an integer or string 'id', got {image!r}"[:200],
+                path=json_path,
+            )
+    image_counts = Counter(image["id"] for image in data["images"])
+    repeated_images = sorted(repr(i) for i, n in image_counts.items() if n > 1)
+    if repeated_images:
+        raise DatasetError(
+            f"image id(s) {', '.join(repeated_images)} appear more than once in 'images'", path=json_path
+        )
     by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for entry in data.get("annotations") or []:
+        if not isinstance(entry, dict):
+            raise DatasetError(f"every annotation must be an object, got {entry!r}"[:200], path=json_path)
+        image_id = entry.get("image_id")
+        if not isinstance(image_id, int | str) or image_id not in image_counts:
+            raise DatasetError(
+                f"annotation {entry.get('id')}: image_id {image_id!r} is not in 'images' "
+                "(remove the annotation or add its image)",
+                path=json_path,
+            )
         by_image[entry.get("image_id")].append(entry)
     samples: list[Sample] = []
     for image in data["images"]:

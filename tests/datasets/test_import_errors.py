@@ -131,6 +131,53 @@ def test_coco_missing_image_and_unknown_category(shapes: YoloDataset, tmp_path: 
         import_dataset(root, tmp_path / "out")
 
 
+_GOOD_IMAGES = [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}]
+_ONE_BOX = [{"id": 4, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"categories": [{"id": 1, "name": "x"}, {"id": 1, "name": "y"}]},
+            r"category id\(s\) \[1\] appear more",
+        ),
+        (
+            {"images": [*_GOOD_IMAGES, {"id": 2, "file_name": "a.jpg"}]},
+            r"image id\(s\) 2 appear more than once",
+        ),
+        ({"images": [*_GOOD_IMAGES, "c.jpg"]}, r"every image needs an object with an integer or string 'id'"),
+        (
+            {"images": [*_GOOD_IMAGES, {"file_name": "c.jpg"}]},
+            r"every image needs .* 'id', got \{'file_name'",
+        ),
+        ({"annotations": [{**_ONE_BOX[0], "image_id": 7}]}, r"annotation 4: image_id 7 is not in 'images'"),
+        ({"annotations": [{**_ONE_BOX[0], "image_id": None}]}, r"annotation 4: image_id None is not in"),
+        ({"annotations": ["box"]}, r"every annotation must be an object, got 'box'"),
+        ({"annotations": [{**_ONE_BOX[0], "bbox": "1,1,5,5"}]}, r"annotation 4: bbox must be 4 numbers"),
+        ({"annotations": [{**_ONE_BOX[0], "bbox": [1, 1, 5]}]}, r"bbox must be 4 numbers .*got \[1, 1, 5\]"),
+        ({"annotations": [{**_ONE_BOX[0], "bbox": [1, "a", 5, 5]}]}, r"bbox must be 4 numbers"),
+        ({"annotations": [{**_ONE_BOX[0], "bbox": [1, None, 5, 5]}]}, r"bbox must be 4 numbers"),
+    ],
+)
+def test_coco_inconsistencies_are_named(
+    shapes: YoloDataset, tmp_path: Path, change: dict, message: str
+) -> None:
+    root = tmp_path / "coco"
+    (root / "images").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(shapes.image_paths("train")[0], root / "images" / name)
+    coco = {"images": _GOOD_IMAGES, "categories": [{"id": 1, "name": "x"}], "annotations": _ONE_BOX, **change}
+    (root / "ann.json").write_text(json.dumps(coco))
+    out = tmp_path / "out"
+    with pytest.raises(DatasetError, match=message):
+        import_dataset(root, out)
+    assert not (out / "dataset.yaml").exists()
+    coco = {"images": _GOOD_IMAGES, "categories": [{"id": 1, "name": "x"}], "annotations": _ONE_BOX}
+    (root / "ann.json").write_text(json.dumps(coco))  # the consistent file imports
+    assert import_dataset(root, out).names == {0: "x"}
+
+
 def test_single_image_cannot_be_split(shapes: YoloDataset, tmp_path: Path) -> None:
     root = tmp_path / "one"
     (root / "images").mkdir(parents=True)
