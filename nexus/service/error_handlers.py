@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,27 @@ def _request_id(request: Request) -> str | None:
     return request.scope.get("state", {}).get("request_id")
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` (already JSON-encoded by ``jsonable_encoder``) made writable as strict UTF-8 JSON.
+
+    An error may echo what the client sent: JSON allows ``NaN``/``Infinity`` and lone surrogate escapes
+    (``"\\ud800"``) that strict JSON and UTF-8 cannot carry back; they are answered as text instead.
+
+    Example:
+        >>> json_safe({"input": [float("nan"), "a\\ud800"]})
+        {'input': ['NaN', 'a\\\\ud800']}
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def error_response(
     request: Request, status: int, detail: Any, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -31,7 +53,7 @@ def error_response(
     if request_id:
         all_headers["X-Request-ID"] = request_id
     return JSONResponse(
-        {"detail": jsonable_encoder(detail), "request_id": request_id}, status, headers=all_headers
+        {"detail": json_safe(jsonable_encoder(detail)), "request_id": request_id}, status, headers=all_headers
     )
 
 

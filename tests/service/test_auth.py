@@ -156,3 +156,20 @@ def test_production_refuses_to_start_without_a_secret(tmp_path, monkeypatch) -> 
     monkeypatch.setenv("NEXUS_API_ENV", "production")
     monkeypatch.setenv("NEXUS_API_SECRET_KEY", SECRET)
     assert ServiceSettings(home=tmp_path).jwt_secret == SECRET
+
+
+# Values the users table cannot hold: PostgreSQL refused them with a 500 (VARCHAR(254) email, NUL bytes).
+UNSTORABLE_USER_FIELDS = [
+    ("POST", "/users", {"username": "long", "password": "password-1", "email": "a" * 255}, "254 characters"),
+    ("PATCH", "/users/1", {"email": "b" * 256}, "254 characters"),
+    ("PATCH", "/users/1", {"email": "a\x00@example.com"}, "NUL"),
+    ("POST", "/auth/token", {"username": "admin\x00", "password": "admin-password-1"}, "NUL"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "message"), UNSTORABLE_USER_FIELDS)
+def test_user_fields_the_database_cannot_hold_are_422(sqlite_api, method, path, body, message) -> None:
+    answer = sqlite_api.call(method, path, json=body)
+    assert answer.status_code == 422, answer.text
+    assert message in answer.json()["detail"][0]["msg"]
+    assert sqlite_api.ok("GET", "/users/1")["email"] is None

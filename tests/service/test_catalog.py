@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 
 def test_datasets_and_versions(api) -> None:
     created = api.ok(
@@ -75,3 +79,38 @@ def test_models_versions_and_aliases(api) -> None:
     assert api.call("POST", f"/models/{mid}/versions", json={"version": 1}).status_code == 409
     assert api.call("POST", f"/models/{mid}/versions", json={"dataset_version_id": 77}).status_code == 404
     assert api.call("POST", f"/models/{mid}/versions", json={"metrics": {"map": "high"}}).status_code == 422
+
+
+# Free-form JSON (stats, run parameters, video extra) with a lone surrogate escape used to be stored, and
+# then every answer showing it (the row, its listing, the audit log) failed with a 500.
+UNPAIRED_SURROGATES = [
+    ("POST", "/datasets/{ds}/versions", {"version": "v9", "dvc_hash": "abcdef", "stats": {"k": "\ud800"}}),
+    ("PATCH", "/datasets/{ds}/versions/{v}", {"stats": {"k": ["ok", "\udfff"]}}),
+    ("PATCH", "/datasets/{ds}/versions/{v}", {"stats": {"nested": {"\ud800": 1}}}),
+    ("POST", "/runs", {"pipeline": "train", "parameters": {"note": "a\ud800b"}}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), UNPAIRED_SURROGATES)
+def test_json_fields_refuse_unpaired_surrogates(sqlite_api, method, path, body) -> None:
+    ds = sqlite_api.ok("POST", "/datasets", status=201, json={"name": "shapes"})["id"]
+    v = sqlite_api.ok(
+        "POST", f"/datasets/{ds}/versions", status=201, json={"version": "v1", "dvc_hash": "abcdef"}
+    )
+    raw = json.dumps(body).encode()  # ensure_ascii: the surrogate travels as a \ud800 escape
+    answer = sqlite_api.call(
+        method, path.format(ds=ds, v=v["id"]), content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "surrogate" in answer.json()["detail"][0]["msg"]
+    assert sqlite_api.ok("GET", f"/datasets/{ds}/versions")["total"] == 1
+    assert sqlite_api.ok("GET", "/runs")["total"] == 0
+    assert sqlite_api.ok("GET", "/audit")["total"] == 2  # the dataset and its version, readable
+
+
+def test_model_version_numbers_stop_at_the_largest_id(sqlite_api) -> None:
+    mid = sqlite_api.ok("POST", "/models", status=201, json={"name": "last"})["id"]
+    sqlite_api.ok("POST", f"/models/{mid}/versions", status=201, json={"version": 2_147_483_647})
+    answer = sqlite_api.call("POST", f"/models/{mid}/versions", json={})
+    assert answer.status_code == 409 and "explicit free version number" in answer.json()["detail"]
+    assert sqlite_api.ok("POST", f"/models/{mid}/versions", status=201, json={"version": 3})["version"] == 3

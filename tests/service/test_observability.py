@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+import pytest
 from fastapi.testclient import TestClient
 from service_fixtures import make_settings
 
@@ -108,3 +109,23 @@ def test_cors_and_gzip(tmp_path) -> None:
         assert docs.headers["content-encoding"] == "gzip" and docs.json()["info"]["title"]
         assert "x-request-id" in docs.headers["access-control-expose-headers"].lower()
         assert client.get("/docs").status_code == 200
+
+
+# Raw JSON bodies: Python's json module reads NaN, Infinity, 1e400 (= inf) and lone surrogate escapes,
+# which a validation error echoes back as its "input" (strict JSON and UTF-8 cannot carry them).
+UNENCODABLE_INPUTS = [
+    ("/auth/token", b'{"username": NaN, "password": "x"}', "valid string", "NaN"),
+    ("/auth/token", b'{"username": "admin", "password": -Infinity}', "valid string", "-Infinity"),
+    ("/datasets", b"1e400", "valid dictionary", "Infinity"),
+    ("/auth/token", b'{"username": "\\ud800", "password": "x"}', "unicode", "\\ud800"),
+    ("/datasets", b'{"name": "x", "classes": ["a\\udfff"]}', "unicode", "a\\udfff"),
+    ("/datasets", b'{"name": "x", "\\ud800": 1}', "unicode", "\\ud800"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "message", "echoed"), UNENCODABLE_INPUTS)
+def test_validation_errors_echo_unencodable_input_as_text(sqlite_api, path, body, message, echoed) -> None:
+    answer = sqlite_api.call("POST", path, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["detail"][0]
+    assert message in error["msg"] and error["input"] == echoed

@@ -17,7 +17,7 @@ from nexus.service.schemas.catalog import (
     ModelVersionUpdate,
     Task,
 )
-from nexus.service.schemas.common import ERROR_RESPONSES, FilterText, IdPath, Limit, Offset, Page
+from nexus.service.schemas.common import ERROR_RESPONSES, MAX_INT, FilterText, IdPath, Limit, Offset, Page
 from nexus.service.tables import DatasetVersion, Model, ModelVersion
 
 router = APIRouter(prefix="/models", tags=["models"], responses=ERROR_RESPONSES)
@@ -81,6 +81,12 @@ async def create_model_version(
                 select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model_id)
             )
         ).scalar_one()
+        if (latest or 0) >= MAX_INT:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"model {model_id} already has version {MAX_INT}, the highest number: "
+                "register the new version with an explicit free version number",
+            )
         data["version"] = (latest or 0) + 1
     data["aliases"] = sorted(set(data["aliases"]))
     await _release_aliases(session, caller, model_id, data["aliases"], keep=None)

@@ -19,17 +19,28 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _json_text(value: str) -> str:
+    _no_nul(value)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            "strings must be valid Unicode: an unpaired surrogate escape such as \\ud800 is not allowed"
+        ) from error
+    return value
+
+
 def _clean_json(value: Any, depth: int = 0) -> Any:
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
-        return _no_nul(value)
+        return _json_text(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("numbers must be finite")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
         raise ValueError("integers must fit in 53 bits")
     if isinstance(value, dict):
-        return {_no_nul(str(k)): _clean_json(v, depth + 1) for k, v in value.items()}
+        return {_json_text(str(k)): _clean_json(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean_json(v, depth + 1) for v in value]
     return value
@@ -48,6 +59,8 @@ Name = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 ]
 ShortText = Annotated[str, StringConstraints(max_length=256), AfterValidator(_no_nul)]
+LoginName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_no_nul)]  # users.email's length
 LongText = Annotated[str, StringConstraints(max_length=10_000), AfterValidator(_no_nul)]
 JsonDict = Annotated[dict[str, Any], AfterValidator(_clean_json)]
 Metrics = dict[Annotated[str, StringConstraints(max_length=128), AfterValidator(_no_nul)], float]

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, StringConstraints
 
 from nexus.service.permissions import ALL_PERMISSIONS, Role
-from nexus.service.schemas.common import Input, Instant, Name, Output, ShortText
+from nexus.service.schemas.common import Email, Input, Instant, LoginName, Name, Output
 
 Password = Annotated[SecretStr, Field(min_length=8, max_length=256)]
 Scope = Annotated[str, StringConstraints(pattern=r"^[a-z_]+:(read|write)$")]
@@ -17,7 +17,7 @@ Scope = Annotated[str, StringConstraints(pattern=r"^[a-z_]+:(read|write)$")]
 class LoginRequest(Input):
     """Credentials for ``POST /auth/token``."""
 
-    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    username: LoginName
     password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
 
 
@@ -41,14 +41,14 @@ class UserCreate(Input):
 
     username: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")]
     password: Password
-    email: ShortText | None = None
+    email: Email | None = None
     role: Role = Role.viewer
 
 
 class UserUpdate(Input):
     """Fields an admin may change; a password change re-hashes it."""
 
-    email: ShortText | None = None
+    email: Email | None = None
     role: Role | None = None
     is_active: bool | None = None
     password: Password | None = None
