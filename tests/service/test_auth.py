@@ -147,6 +147,21 @@ def test_disabled_users_and_role_changes_apply_immediately(sqlite_api) -> None:
     assert api.call("POST", "/users", json={"username": "viewer", "password": "12345678"}).status_code == 409
 
 
+@pytest.mark.parametrize("change", [{"role": "analyst"}, {"is_active": False}])
+def test_the_last_active_admin_cannot_be_demoted_or_disabled(sqlite_api, change) -> None:
+    api = sqlite_api
+    api.headers("analyst")  # created on first use
+    admin = api.ok("GET", "/users", params={"role": "admin"})["items"][0]
+    refused = api.call("PATCH", f"/users/{admin['id']}", json=change)
+    assert refused.status_code == 409 and "last active admin" in refused.json()["detail"], refused.text
+    assert api.ok("GET", f"/users/{admin['id']}")["role"] == "admin"
+    other = api.ok("GET", "/users", params={"role": "analyst"})["items"][0]
+    api.ok("PATCH", f"/users/{other['id']}", json={"role": "admin"})
+    assert api.ok("PATCH", f"/users/{admin['id']}", json=change)["id"] == admin["id"]  # now there is another
+    last = api.call("PATCH", f"/users/{other['id']}", role="analyst", json={"is_active": False})
+    assert last.status_code == 409, last.text  # the new admin is the last one now
+
+
 def test_production_refuses_to_start_without_a_secret(tmp_path, monkeypatch) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     with pytest.raises(NexusError, match="NEXUS_API_SECRET_KEY"):

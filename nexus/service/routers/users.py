@@ -2,8 +2,8 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import func, select
 
 from nexus.service.crud import create_row, get_or_404, paginate, update_row
 from nexus.service.dependencies import Session, requires
@@ -69,4 +69,19 @@ async def update_user(
     changes = {k: v for k, v in changes.items() if v is not None or k == "email"}
     if body.password is not None:
         changes["password_hash"] = hash_password(body.password.get_secret_value())
+    stays_admin = changes.get("role", user.role) == Role.admin.value and changes.get(
+        "is_active", user.is_active
+    )
+    if user.role == Role.admin.value and user.is_active and not stays_admin:
+        others = await session.execute(
+            select(func.count())
+            .select_from(User)
+            .where(User.role == Role.admin.value, User.is_active.is_(True), User.id != user.id)
+        )
+        if others.scalar_one() == 0:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"user {user.username!r} is the last active admin: make another user admin first, "
+                "or nobody could manage users any more",
+            )
     return await update_row(session, caller, "user", user, changes)
