@@ -113,7 +113,7 @@ def coerce_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
             "Integer": (isinstance(value, int) and not isinstance(value, bool))
             or (isinstance(value, float) and value.is_integer()),
             "Boolean": isinstance(value, bool),
-            "String": not isinstance(value, dict | list),
+            "String": value is not None and not isinstance(value, dict | list),
         }.get(kind, True)
         if not ok:
             raise NexusError(f"parameter {key!r} of pipeline {name!r} must be of type {kind}, got {value!r}")

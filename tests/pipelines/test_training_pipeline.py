@@ -199,6 +199,16 @@ def test_integer_values_are_accepted_for_float_parameters():
     assert coerce_arguments("training", {"min_map50": 1, "source": 5}) == {"min_map50": 1.0, "source": "5"}
 
 
+def test_null_is_not_a_string_parameter():
+    from nexus.errors import NexusError
+    from nexus.pipelines import coerce_arguments
+
+    with pytest.raises(
+        NexusError, match="parameter 'source' of pipeline 'training' must be of type String, got None"
+    ):
+        coerce_arguments("training", {"source": None})
+
+
 def shifted_copy(source: Path, target: Path) -> Path:
     """A copy of a dataset whose images are darker and blurred (new camera, night shift)."""
     import shutil
