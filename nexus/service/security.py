@@ -95,6 +95,8 @@ def decode_token(settings: ServiceSettings, token: str, kind: TokenKind) -> Toke
             options={"require": ["exp", "iat", "sub", "type", "jti"]},
         )
         user_id = int(payload["sub"])
+        if not 1 <= user_id <= 2_147_483_647:  # a user id column's range
+            raise ValueError(f"subject {user_id} is not a user id")
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise InvalidToken(str(error)) from error
     if payload.get("type") != kind:

@@ -66,6 +66,8 @@ def test_expired_tampered_and_wrongly_signed_tokens_are_rejected(sqlite_api) -> 
         "other algorithm": hs512,
         "garbage": "not-a-jwt",
         "unknown user": create_token(settings, 999, "access"),
+        "subject past 64 bits": create_token(settings, 2**70, "access"),
+        "subject zero": create_token(settings, 0, "access"),
     }
     assert sqlite_api.client.get("/auth/me", headers={"Authorization": f"Bearer {good}"}).status_code == 200
     for name, token in bad_tokens.items():
@@ -115,6 +117,9 @@ def test_api_keys_are_scoped_hashed_and_revocable(sqlite_api) -> None:
     assert api.call("GET", f"/api-keys/{created['id']}", role="viewer").status_code == 404
     assert api.ok("GET", "/api-keys")["total"] == 1
     api.ok("PATCH", f"/api-keys/{created['id']}", role="analyst", json={"revoked": True})
+    restored = api.call("PATCH", f"/api-keys/{created['id']}", role="analyst", json={"revoked": False})
+    assert restored.status_code == 409 and "revoking is permanent" in restored.json()["detail"], restored.text
+    assert api.ok("GET", f"/api-keys/{created['id']}", role="analyst")["revoked"] is True
     expired = api.ok(
         "POST",
         "/api-keys",

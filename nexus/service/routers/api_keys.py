@@ -65,6 +65,11 @@ async def update_api_key(
     """Rename or revoke a key (revoking is permanent)."""
     key = await _own_key(session, caller, key_id)
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if key.revoked and changes.get("revoked") is False:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"API key {key_id} is revoked, and revoking is permanent: create a new key instead",
+        )
     if key.revoked:
         changes.pop("revoked", None)
     return await update_row(session, caller, "api_key", key, changes)
