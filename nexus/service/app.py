@@ -193,5 +193,10 @@ def create_app(settings: ServiceSettings | None = None, *, freeze_gc_after_start
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, limiter=app.state.limiter)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        limiter=app.state.limiter,
+        max_body_bytes=settings.max_request_bytes,
+    )
     return app

@@ -65,6 +65,7 @@ class ServiceSettings(BaseSettings):
     s3_secure: bool = False
     s3_region: str | None = None
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1)  # JSON bodies; uploads have their own
 
     detector_model: str | None = None
     detector_device: str = Field(default="cpu", pattern=r"^(cpu|cuda(:\d+)?)$")

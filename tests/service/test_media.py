@@ -212,3 +212,32 @@ def test_artifacts_images_and_files(media_api) -> None:
     )
     assert content.status_code == 200 and content.content == archive
     assert len(objects(media_api)) == 2
+
+
+def test_json_bodies_are_capped_and_uploads_keep_their_own_limit(tmp_path: Path) -> None:
+    """``max_request_bytes`` caps every body but uploads, which stream up to ``max_upload_bytes``."""
+    settings = make_settings(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'nexus.db'}",
+        max_request_bytes=4096,
+        max_upload_bytes=65536,
+    )
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, settings)
+        api.ok("POST", "/datasets", status=201, json={"name": "small", "description": "x" * 1000})
+        huge = api.call("POST", "/datasets", json={"name": "huge", "description": "x" * 8000})
+        assert huge.status_code == 413, huge.text
+        assert huge.json()["request_id"] == huge.headers["x-request-id"]
+        assert "exceeds the limit of 4096 bytes (NEXUS_API_MAX_REQUEST_BYTES)" in huge.json()["detail"]
+        streamed = api.call(
+            "POST", "/datasets", content=chunks(b'{"name": "s", "x": "' + b"y" * 9000 + b'"}', 1024)
+        )
+        assert streamed.status_code == 413  # no Content-Length: counted while it streams
+        assert (
+            "exceeds the limit of 4096 bytes" in streamed.json()["detail"] and streamed.json()["request_id"]
+        )
+        assert api.ok("GET", "/datasets")["total"] == 1
+        video = api.ok("POST", "/videos", status=201, params={"name": "v.mp4"}, content=fake_mp4(20_000))
+        assert video["size_bytes"] == 20_000  # five times the JSON cap
+        too_big = api.call("POST", "/videos", params={"name": "w.mp4"}, content=chunks(fake_mp4(70_000)))
+        assert too_big.status_code == 413 and "65536" in too_big.json()["detail"]
