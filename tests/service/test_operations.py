@@ -140,4 +140,25 @@ def test_experiment_traffic_split_and_outcomes(api) -> None:
         },
     )
     assert resplit["outcomes"]["control"]["clicks"] == 10
+    dropped = api.call(
+        "PATCH",
+        f"/experiments/{eid}",
+        json={
+            "variants": [
+                {"name": "treatment", "model_version_id": v2, "traffic_percent": 100},
+                {"name": "other", "traffic_percent": 0},
+            ]
+        },
+    )
+    assert dropped.status_code == 409 and "control have recorded outcomes" in dropped.json()["detail"]
+    assert api.ok("GET", f"/experiments/{eid}")["outcomes"]["control"]["clicks"] == 10
+    zero = {"name": "control", "model_version_id": v1, "traffic_percent": 0}
+    only_treatment = [zero, {"name": "treatment", "model_version_id": v2, "traffic_percent": 100}]
+    kept = api.ok("PATCH", f"/experiments/{eid}", json={"variants": only_treatment})
+    assert kept["outcomes"]["control"]["clicks"] == 10  # the counts stay with a 0% arm
+    no_counts = [zero, {"name": "fresh", "traffic_percent": 100}]  # treatment has none: it may go
+    assert set(api.ok("PATCH", f"/experiments/{eid}", json={"variants": no_counts})["outcomes"]) == {
+        "control",
+        "fresh",
+    }
     assert api.ok("GET", "/experiments", params={"status": "running"})["total"] == 1

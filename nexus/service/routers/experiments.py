@@ -79,11 +79,20 @@ async def get_experiment(
 async def update_experiment(
     experiment_id: IdPath, body: ExperimentUpdate, session: Session, caller: requires("experiments:write")
 ) -> Experiment:
-    """Start/stop an experiment, edit its description or re-split traffic (outcomes are kept per name)."""
+    """Start/stop an experiment, edit its description or re-split traffic (outcomes are kept per name;
+    a variant with recorded outcomes cannot be dropped, only set to 0%)."""
     row = await get_or_404(session, Experiment, experiment_id, "experiment")
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     if body.variants is not None:
         await _check_model_versions(session, body.variants)
+        kept = {v.name for v in body.variants}
+        counted = sorted(name for name, counts in (row.outcomes or {}).items() if counts and name not in kept)
+        if counted:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"variant(s) {', '.join(counted)} have recorded outcomes that a re-split without them would "
+                "lose: keep them with traffic_percent 0, or stop this experiment and create a new one",
+            )
         changes["outcomes"] = {v.name: dict((row.outcomes or {}).get(v.name, {})) for v in body.variants}
     return await update_row(session, caller, "experiment", row, changes)
 
