@@ -162,6 +162,10 @@ def manifests_command(
     ] = False,
     transformer_cpu: Annotated[str, typer.Option("--transformer-cpu")] = "2",
     transformer_memory: Annotated[str, typer.Option("--transformer-memory")] = "2Gi",
+    max_request_bytes: Annotated[
+        int | None,
+        typer.Option("--max-request-bytes", help="Largest request body clients may send (default 128 MiB)."),
+    ] = None,
 ) -> None:
     """Write a KServe ServingRuntime and InferenceService (canary, GPU, S3/MinIO) as YAML."""
     from nexus.serving.manifests import DEFAULT_IMAGE, DeploymentSettings, write_manifests
@@ -182,6 +186,7 @@ def manifests_command(
             transformer=transformer,
             transformer_cpu=transformer_cpu,
             transformer_memory=transformer_memory,
+            max_request_bytes=max_request_bytes,
         )
     except ValueError as error:
         raise NexusError(str(error)) from error

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from nexus.errors import NexusError
+from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES
 
 
 def serve_command(
@@ -40,6 +41,14 @@ def serve_command(
         ),
     ] = None,
     version: Annotated[str, typer.Option("--version", help="Version label of MODEL.")] = "v1",
+    max_request_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-request-bytes",
+            min=1,
+            help="Larger request bodies are refused with a 413 before they are read (default 128 MiB).",
+        ),
+    ] = DEFAULT_MAX_REQUEST_BYTES,
     canary: Annotated[
         str | None, typer.Option("--canary", help="Challenger model for an A/B canary.")
     ] = None,
@@ -82,8 +91,9 @@ def serve_command(
                 "behind the transformer (nexus deploy manifests --transformer --canary-percent N)"
             )
         _serve_split(
-            model, port, host, name, device, max_batch_size, max_delay_ms, batch_shards, version, log_dir
-        )
+            model, port, host, name, device, max_batch_size, max_delay_ms, batch_shards, version, log_dir,
+            max_request_bytes,
+        )  # fmt: skip
         return
     if canary is None:
         sys.argv = sys.argv[:1]  # kserve parses the command line when imported
@@ -106,12 +116,12 @@ def serve_command(
         predictor = DetectionPredictor(config)
         predictor.load()
         typer.echo(f"serving {name} ({version}) at http://{host}:{port}", err=True)
-        serve([predictor], port=port, host=host)
+        serve([predictor], port=port, host=host, max_request_bytes=max_request_bytes)
         return
     _serve_canary(
         model, canary, port, host, name, device, max_batch_size, max_delay_ms, batch_shards, version,
         canary_version, canary_percent, auto_rollback, rollback_window, rollback_min_requests,
-        rollback_error_margin, rollback_p95_margin, log_dir,
+        rollback_error_margin, rollback_p95_margin, log_dir, max_request_bytes,
     )  # fmt: skip
 
 
@@ -134,6 +144,7 @@ def _serve_canary(
     rollback_error_margin: float,
     rollback_p95_margin: float,
     log_dir: Path | None,
+    max_request_bytes: int,
 ) -> None:
     import uvicorn
 
@@ -168,6 +179,7 @@ def _serve_canary(
                     max_batch_size=max_batch_size,
                     max_delay_ms=max_delay_ms,
                     batch_shards=batch_shards,
+                    max_request_bytes=max_request_bytes,
                     log_path=None if log_dir is None else log_dir / f"predictor-{label}.log",
                     timeout_s=120,
                 )
@@ -183,7 +195,8 @@ def _serve_canary(
             f"{canary_version} {canary_percent:g}%",
             err=True,
         )
-        uvicorn.run(create_router_app(router), host=host, port=port, access_log=False, log_level="warning")
+        app = create_router_app(router, max_request_bytes=max_request_bytes)
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
     finally:
         for predictor in started:
             predictor.stop()
@@ -200,6 +213,7 @@ def _serve_split(
     batch_shards: int | None,
     version: str,
     log_dir: Path | None,
+    max_request_bytes: int,
 ) -> None:
     from nexus.serving.launcher import PredictorProcess
 
@@ -229,4 +243,4 @@ def _serve_split(
             f"{tensor_predictor.url}",
             err=True,
         )
-        serve_transformer(transformer, port=port, host=host)
+        serve_transformer(transformer, port=port, host=host, max_request_bytes=max_request_bytes)

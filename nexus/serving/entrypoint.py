@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("K_REVISION", "v1"),
         help="version label in responses (default: the Knative revision on KServe Serverless, else v1)",
     )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=None,
+        help=(
+            "refuse larger request bodies with a 413 (default 128 MiB; a tensor predictor, which only "
+            "its transformer calls, has no limit unless given one)"
+        ),
+    )
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--access-logs", action="store_true", help="log every request")
     return parser
@@ -84,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--mode transformer needs --predictor-host host:port")
     if args.mode != "transformer" and not args.model:
         parser.error(f"--mode {args.mode} needs --model")
+    if args.max_request_bytes is not None and args.max_request_bytes < 1:
+        parser.error(f"--max-request-bytes must be at least 1, got {args.max_request_bytes}")
     if args.workers != 1:
         print(
             f"note: --workers {args.workers} ignored: one process serves; its batcher and decode pool use "
@@ -94,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = sys.argv[:1]  # kserve parses the command line at import; keep our flags from it
     if args.mode != "predictor":
         return _serve_split(args)
+    from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES
     from nexus.serving.config import DEFAULT_MODEL_NAME, BatchingConfig, PredictorConfig
     from nexus.serving.predictor import DetectionPredictor
     from nexus.serving.server import serve
@@ -121,12 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     except NexusError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    serve([predictor], port=args.port, host=args.host, access_logs=args.access_logs)
+    serve(
+        [predictor],
+        port=args.port,
+        host=args.host,
+        access_logs=args.access_logs,
+        max_request_bytes=args.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
+    )
     return 0
 
 
 def _serve_split(args) -> int:
     from nexus.errors import NexusError
+    from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES
     from nexus.serving.config import DEFAULT_MODEL_NAME, BatchingConfig
     from nexus.serving.server import serve
     from nexus.serving.transformer import DetectionTransformer, TensorPredictor, serve_transformer
@@ -146,7 +165,13 @@ def _serve_split(args) -> int:
                 ),
             )
             model.load()
-            serve([model], port=args.port, host=args.host, access_logs=args.access_logs)
+            serve(
+                [model],
+                port=args.port,
+                host=args.host,
+                access_logs=args.access_logs,
+                max_request_bytes=args.max_request_bytes,
+            )
             return 0
         transformer = DetectionTransformer(
             name,
@@ -159,7 +184,13 @@ def _serve_split(args) -> int:
     except NexusError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    serve_transformer(transformer, port=args.port, host=args.host, access_logs=args.access_logs)
+    serve_transformer(
+        transformer,
+        port=args.port,
+        host=args.host,
+        access_logs=args.access_logs,
+        max_request_bytes=args.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
+    )
     return 0
 
 

@@ -119,6 +119,7 @@ class PredictorProcess:
         max_batch_size: int = 8,
         max_delay_ms: float = 4.0,
         batch_shards: int | None = None,
+        max_request_bytes: int | None = None,
         log_path: Path | None = None,
         timeout_s: float = 60.0,
         extra_args: list[str] | None = None,
@@ -131,6 +132,7 @@ class PredictorProcess:
             "--version", version, "--max-batch-size", str(max_batch_size),
             "--max-delay-ms", str(max_delay_ms),
             *(["--batch-shards", str(batch_shards)] if batch_shards is not None else []),
+            *(["--max-request-bytes", str(max_request_bytes)] if max_request_bytes is not None else []),
             *(extra_args or []),
         ]  # fmt: skip
         env = dict(os.environ, ORT_DISABLE_TELEMETRY="1", PYTHONUNBUFFERED="1")

@@ -57,6 +57,8 @@ class DeploymentSettings:
         transformer: split the deployment: a CPU transformer (decode, letterbox, NMS) calls a tensor
             predictor that only runs the model.
         transformer_cpu / transformer_memory: requests and limits per transformer replica.
+        max_request_bytes: largest request body the client-facing container (the predictor, or the
+            transformer when split) accepts; ``None`` keeps the image's default of 128 MiB.
     """
 
     name: str
@@ -78,6 +80,7 @@ class DeploymentSettings:
     transformer: bool = False
     transformer_cpu: str = "2"
     transformer_memory: str = "2Gi"
+    max_request_bytes: int | None = None
 
     def __post_init__(self) -> None:
         import re
@@ -126,6 +129,8 @@ class DeploymentSettings:
                     "canaryTrafficPercent needs Serverless mode in KServe; "
                     "use --mode Serverless or drop --canary"
                 )
+        if self.max_request_bytes is not None and self.max_request_bytes < 1:
+            raise ValueError(f"max_request_bytes must be at least 1, got {self.max_request_bytes}")
         if self.gpus < 0:
             raise ValueError(f"gpus must be >= 0, got {self.gpus}")
         if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
@@ -189,7 +194,7 @@ def inference_service(settings: DeploymentSettings):
                 _container(
                     settings.image,
                     # KServe appends --model_name, --predictor_host <name>-predictor.<namespace>, --http_port
-                    ["--mode", "transformer", "--host", "0.0.0.0"],
+                    ["--mode", "transformer", "--host", "0.0.0.0", *_body_limit_args(settings)],
                     _base_env(),
                     settings.transformer_resources(),
                 )
@@ -233,6 +238,13 @@ def _container(
     )
 
 
+def _body_limit_args(settings: DeploymentSettings) -> list[str]:
+    """``--max-request-bytes N`` for the container clients call, when the settings change the default."""
+    if settings.max_request_bytes is None:
+        return []
+    return ["--max-request-bytes", str(settings.max_request_bytes)]
+
+
 def serving_runtime(settings: DeploymentSettings):
     """The ``V1alpha1ServingRuntime`` SDK object: our image running ``python -m serving``.
 
@@ -249,6 +261,7 @@ def serving_runtime(settings: DeploymentSettings):
         *mode, "--model", "/mnt/models", "--name", "{{.Name}}", "--host", "0.0.0.0", "--port", str(PORT),
         "--device", "0" if settings.gpus else "cpu",
         "--max-batch-size", str(settings.max_batch_size), "--max-delay-ms", str(settings.max_delay_ms),
+        *([] if settings.transformer else _body_limit_args(settings)),
     ]  # fmt: skip
     return kserve.V1alpha1ServingRuntime(
         api_version="serving.kserve.io/v1alpha1",

@@ -35,6 +35,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES, RequestBodyLimitMiddleware
 from nexus.serving.metrics import ROUTER_ERRORS, ROUTER_LATENCY, ROUTER_REQUESTS
 from nexus.serving.rollback_rule import VersionHealth, rollback_reason
 
@@ -288,8 +289,13 @@ def pinned_version(path: str) -> tuple[str, str] | None:
     return None
 
 
-def create_router_app(router: CanaryRouter, timeout_s: float = 30.0) -> FastAPI:
-    """The router's ASGI app: admin endpoints, ``/metrics``, and a proxy for everything else."""
+def create_router_app(
+    router: CanaryRouter, timeout_s: float = 30.0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+) -> FastAPI:
+    """The router's ASGI app: admin endpoints, ``/metrics``, and a proxy for everything else.
+
+    Bodies over ``max_request_bytes`` are refused with a 413 before the router buffers them.
+    """
     client_holder: dict[str, httpx.AsyncClient] = {}
 
     @contextlib.asynccontextmanager
@@ -299,6 +305,7 @@ def create_router_app(router: CanaryRouter, timeout_s: float = 30.0) -> FastAPI:
             await client_holder.pop("client").aclose()
 
     app = FastAPI(title="nexus canary router", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.add_middleware(RequestBodyLimitMiddleware, max_bytes=max_request_bytes)
 
     def client() -> httpx.AsyncClient:
         if "client" not in client_holder:

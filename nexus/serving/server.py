@@ -15,6 +15,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from kserve.errors import ModelNotFound, ModelNotReady
 
+from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES, RequestBodyLimitMiddleware
 from nexus.serving.fast_path import InferenceFastPathMiddleware, answer_inference
 
 
@@ -149,12 +150,15 @@ def serve(
     access_logs: bool = False,
     predictor_config: Any = None,
     fast_path: bool = True,
+    max_request_bytes: int | None = DEFAULT_MAX_REQUEST_BYTES,
 ) -> None:
     """Load every model (ready only once loaded and warmed up), then serve until signalled.
 
     ``predictor_config`` (``kserve.predictor_config.PredictorConfig``) points a transformer at its predictor.
     ``fast_path`` answers v1 ``:predict`` and v2 ``/infer`` without FastAPI's routing layers
     (:mod:`nexus.serving.fast_path`); the app's own routes answer the same requests without it.
+    ``max_request_bytes`` refuses larger bodies with a 413 before they are read (``None``: no limit,
+    for a tensor predictor that only its transformer calls).
     """
     _bind_rest_server_to(host, timing_middleware=access_logs)
     for model in models:
@@ -174,4 +178,6 @@ def serve(
     _add_infer_route(server)
     if fast_path:
         kserve_model_server.app.add_middleware(InferenceFastPathMiddleware, server=server)
+    if max_request_bytes is not None:  # added last: the outermost layer
+        kserve_model_server.app.add_middleware(RequestBodyLimitMiddleware, max_bytes=max_request_bytes)
     server.start(models)

@@ -43,6 +43,7 @@ from nexus.errors import NexusError
 from nexus.inference.detector import Detector
 from nexus.inference.metadata import ModelMetadata
 from nexus.serving.batching import DynamicBatcher
+from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES
 from nexus.serving.config import BatchingConfig
 from nexus.serving.metrics import PredictorMetrics
 from nexus.serving.model_source import ModelSource
@@ -465,7 +466,11 @@ class DetectionTransformer(kserve.Model):
 
 
 def serve_transformer(
-    transformer: DetectionTransformer, port: int, host: str = "127.0.0.1", access_logs: bool = False
+    transformer: DetectionTransformer,
+    port: int,
+    host: str = "127.0.0.1",
+    access_logs: bool = False,
+    max_request_bytes: int | None = DEFAULT_MAX_REQUEST_BYTES,
 ) -> None:
     """Serve a loaded transformer until stopped; KServe's predictor settings name its tensor predictor."""
     from kserve.predictor_config import PredictorConfig
@@ -473,7 +478,14 @@ def serve_transformer(
     from nexus.serving.server import serve
 
     config = PredictorConfig(predictor_host=transformer.predictor_host, predictor_protocol="v2")
-    serve([transformer], port=port, host=host, access_logs=access_logs, predictor_config=config)
+    serve(
+        [transformer],
+        port=port,
+        host=host,
+        access_logs=access_logs,
+        predictor_config=config,
+        max_request_bytes=max_request_bytes,
+    )
 
 
 def _error_of(reply: httpx.Response) -> str:

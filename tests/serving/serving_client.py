@@ -76,7 +76,7 @@ def b64(data: bytes) -> str:
 class RouterThread:
     """A canary router served by uvicorn in a background thread."""
 
-    def __init__(self, router) -> None:
+    def __init__(self, router, **app_options) -> None:
         import uvicorn
 
         from nexus.serving.launcher import free_port
@@ -86,7 +86,11 @@ class RouterThread:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_router_app(router), host="127.0.0.1", port=self.port, access_log=False, log_level="warning"
+            create_router_app(router, **app_options),
+            host="127.0.0.1",
+            port=self.port,
+            access_log=False,
+            log_level="warning",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

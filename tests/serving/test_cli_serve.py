@@ -84,6 +84,11 @@ def test_serve_refuses_a_port_out_of_range(detect_onnx, capsys, port):
     assert f"--port must be within 1..65535, got {port}" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_body_limit_below_one_byte(detect_onnx, capsys):
+    assert nexus_main(["serve", str(detect_onnx), "--max-request-bytes", "0"]) == 2
+    assert "--max-request-bytes" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("canary", [False, True])
 def test_serve_refuses_a_port_in_use_before_loading_anything(detect_onnx, capsys, canary):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:

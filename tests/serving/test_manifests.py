@@ -160,6 +160,7 @@ def test_runtime_name_defaults_follow_the_deployment_kind_and_an_explicit_one_wi
         ({"transformer_memory": "2GiB"}, "transformer_memory"),
         ({"max_batch_size": 0}, "max_batch_size must be within"),
         ({"max_delay_ms": -1.0}, "max_delay_ms must be within"),
+        ({"max_request_bytes": 0}, "max_request_bytes must be at least 1"),
     ],
 )
 def test_invalid_settings_say_what_to_change(kwargs, word):
@@ -192,6 +193,35 @@ def test_cli_writes_manifests(tmp_path):
     assert isvc["spec"]["transformer"]["containers"][0]["resources"]["limits"]["memory"] == "3Gi"
     runtime = yaml.safe_load((tmp_path / "det-servingruntime.yaml").read_text())
     assert runtime["spec"]["containers"][0]["args"][:2] == ["--mode", "tensor-predictor"]
+    assert nexus_main([*argv, "--max-request-bytes", "5000"]) == 0
+    runtime = yaml.safe_load((tmp_path / "det-servingruntime.yaml").read_text())
+    assert runtime["spec"]["containers"][0]["args"][-2:] == ["--max-request-bytes", "5000"]
+    assert nexus_main([*argv, "--max-request-bytes", "0"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("transformer", "limit", "predictor_args", "transformer_args"),
+    [
+        (False, None, [], None),
+        (False, 1000, ["--max-request-bytes", "1000"], None),
+        (True, None, [], []),
+        (True, 1000, [], ["--max-request-bytes", "1000"]),  # the transformer is what clients call
+    ],
+)
+def test_the_body_limit_goes_to_the_container_clients_call(
+    transformer, limit, predictor_args, transformer_args
+):
+    settings = DeploymentSettings("det", "s3://m/det", transformer=transformer, max_request_bytes=limit)
+    (runtime_container,) = serving_runtime_manifest(settings)["spec"]["containers"]
+    args = runtime_container["args"]
+    assert args[len(args) - len(predictor_args) :] == predictor_args
+    assert ("--max-request-bytes" in args) == bool(predictor_args)
+    isvc = inference_service_manifest(settings)
+    if transformer_args is None:
+        assert "transformer" not in isvc["spec"]
+    else:
+        (container,) = isvc["spec"]["transformer"]["containers"]
+        assert container["args"] == ["--mode", "transformer", "--host", "0.0.0.0", *transformer_args]
 
 
 @pytest.mark.parametrize("key", sorted(CHECKED_IN))
