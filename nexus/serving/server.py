@@ -68,13 +68,18 @@ def _add_metadata_route(server: kserve.ModelServer) -> None:
     other models fall through to KServe. A version other than the one served is a 404.
     """
 
-    async def model_metadata(model_name: str, model_version: str | None = None) -> JSONResponse:
+    def lookup(model_name: str, model_version: str | None) -> tuple[Any, JSONResponse | None]:
+        """The registered model, or a 404 for an unknown model or a version not served here."""
         model = server.registered_models.get_model(model_name)
         if model is None:
-            return JSONResponse({"error": f"Model with name {model_name} does not exist."}, status_code=404)
-        mismatch = _version_mismatch(model_name, model, model_version)
-        if mismatch is not None:
-            return mismatch
+            error = {"error": f"Model with name {model_name} does not exist."}
+            return None, JSONResponse(error, status_code=404)
+        return model, _version_mismatch(model_name, model, model_version)
+
+    async def model_metadata(model_name: str, model_version: str | None = None) -> JSONResponse:
+        model, missing = lookup(model_name, model_version)
+        if missing is not None:
+            return missing
         body: dict[str, Any] = {
             "name": model_name,
             "versions": [],
@@ -90,12 +95,9 @@ def _add_metadata_route(server: kserve.ModelServer) -> None:
         return JSONResponse(body)
 
     async def model_version_ready(model_name: str, model_version: str) -> JSONResponse:
-        model = server.registered_models.get_model(model_name)
-        if model is None:
-            return JSONResponse({"error": f"Model with name {model_name} does not exist."}, status_code=404)
-        mismatch = _version_mismatch(model_name, model, model_version)
-        if mismatch is not None:
-            return mismatch
+        model, missing = lookup(model_name, model_version)
+        if missing is not None:
+            return missing
         if not model.ready:
             raise ModelNotReady(model_name)
         return JSONResponse({"name": model_name, "ready": True})
