@@ -105,9 +105,12 @@ def track_video(
         raise NexusError(
             "give either a model (--model) or a detections file (--detections), not both or neither"
         )
+    try:
+        options = PostprocessOptions(conf_threshold=conf)
+    except ValueError as error:
+        raise NexusError(str(error)) from error
     source = VideoFileSource(video)
     given = read_mot(detections_file) if detections_file is not None else None
-    options = PostprocessOptions(conf_threshold=conf)
     tracker.reset()
     sink = VideoSink(annotate, fps=source.info.fps or 30.0) if annotate is not None else None
     boxes, labels, traces = BoxAnnotator(), LabelAnnotator(), TraceAnnotator()
