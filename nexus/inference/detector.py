@@ -18,6 +18,7 @@ from nexus.vision.postprocess import PostprocessOptions, decode_predictions
 from nexus.vision.segmentation import masks_from_prototypes
 
 MODEL_SUFFIXES = (".onnx", ".pt", ".engine")
+MAX_IMGSZ = 4096  # the largest input size a request may ask for (as in the service's schemas)
 
 
 def load_backend(model: str | Path, device: str = "cpu", batch_shards: int = 1) -> InferenceBackend:
@@ -64,6 +65,8 @@ def resolve_input_size(
         size = (int(imgsz[0]), int(imgsz[-1]))
     if min(size) <= 0:
         raise NexusError(f"imgsz must be positive, got {imgsz}")
+    if imgsz is not None and max(size) > MAX_IMGSZ:
+        raise NexusError(f"imgsz must be at most {MAX_IMGSZ}, got {imgsz}")
     stride = metadata.stride
     size = (math.ceil(size[0] / stride) * stride, math.ceil(size[1] / stride) * stride)
     if not dynamic and size != tuple(metadata.imgsz):

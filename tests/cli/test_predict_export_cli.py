@@ -39,6 +39,7 @@ def test_predict_table_output(detect_onnx, val_images, capsys):
         (lambda tmp, model, image: ["predict", str(model), str(tmp / "bad.jpg")], "not a decodable image"),
         (lambda tmp, model, image: ["predict", str(model), str(image), "--conf", "1.5"], "conf_threshold"),
         (lambda tmp, model, image: ["predict", str(tmp / "bad.jpg"), str(image)], "unknown model format"),
+        (lambda tmp, model, image: ["predict", str(model), str(image), "--imgsz", "100000"], "at most 4096"),
     ],
 )
 def test_predict_bad_input_is_one_line_and_exit_2(
