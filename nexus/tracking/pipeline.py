@@ -51,6 +51,19 @@ def _summary(
     )
 
 
+def _refuse_overwriting(inputs: dict[str, str | Path | None], outputs: dict[str, str | Path | None]) -> None:
+    """Refuse an output path that is an input or another output (it would be overwritten)."""
+    taken = {Path(path).resolve(): name for name, path in inputs.items() if path is not None}
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        if Path(path).resolve() in taken:
+            raise NexusError(
+                f"{name} would overwrite {taken[Path(path).resolve()]}; choose another path", path=path
+            )
+        taken[Path(path).resolve()] = name
+
+
 def track_detections_file(detections_file: str | Path, tracker: Tracker, out: str | Path) -> TrackingSummary:
     """Tracker-only mode: read MOTChallenge detections, track them, write MOTChallenge tracks.
 
@@ -60,6 +73,7 @@ def track_detections_file(detections_file: str | Path, tracker: Tracker, out: st
     """
     if isinstance(tracker, DeepSORTTracker) and tracker.embedder is not None:
         raise NexusError("deepsort with a re-id model needs the video frames: pass VIDEO too")
+    _refuse_overwriting({"the detections file": detections_file}, {"--out": out})
     inputs = read_mot(detections_file)
     tracker.reset()
     try:
@@ -105,6 +119,10 @@ def track_video(
         raise NexusError(
             "give either a model (--model) or a detections file (--detections), not both or neither"
         )
+    _refuse_overwriting(
+        {"the input video": video, "the detections file": detections_file},
+        {"--out": out, "--annotate": annotate},
+    )
     try:
         options = PostprocessOptions(conf_threshold=conf)
     except ValueError as error:

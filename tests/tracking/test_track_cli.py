@@ -84,3 +84,22 @@ def test_track_video_with_a_trained_model(detect_onnx: Path, tmp_path: Path) -> 
     assert main(["track", str(video), "--model", str(detect_onnx), "--out", str(out), "--imgsz", "96"]) == 0
     tracks = read_mot(out)
     assert len(tracks) <= 15 and all(d.tracker_id is None or (d.tracker_id > 0).all() for d in tracks)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["VIDEO", "--detections", "DET", "--out", "VIDEO"], "--out would overwrite the input video"),
+        (["VIDEO", "--detections", "DET", "--annotate", "VIDEO"], "--annotate would overwrite the input"),
+        (["VIDEO", "--detections", "DET", "--out", "DET"], "--out would overwrite the detections file"),
+        (["--detections", "DET", "--out", "DET"], "--out would overwrite the detections file"),
+    ],
+)
+def test_track_refuses_to_overwrite_its_inputs(
+    scene: dict[str, Path], tmp_path: Path, args: list[str], message: str, capsys
+) -> None:
+    before = {name: scene[name].read_bytes() for name in ("det", "video")}
+    args = [str(scene["det"]) if a == "DET" else str(scene["video"]) if a == "VIDEO" else a for a in args]
+    assert main(["track", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert {name: scene[name].read_bytes() for name in ("det", "video")} == before
