@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 
 from nexus.detections import Detections
 from nexus.errors import NexusError
+
+MAX_FRAME = 1_000_000  # read_mot holds one entry per frame up to the last one
 
 
 class MOTFormatError(NexusError):
@@ -51,8 +54,15 @@ def read_mot(
             raise MOTFormatError(
                 f"line {number}: expected frame,id,x,y,w,h[,conf,...], got {len(values)} fields", path=file
             )
-        if values[0] < 1:
-            raise MOTFormatError(f"line {number}: frame numbers start at 1, got {values[0]:g}", path=file)
+        if not all(math.isfinite(v) for v in values):
+            raise MOTFormatError(f"line {number}: NaN or infinite value ({line[:60]!r})", path=file)
+        if values[0] < 1 or values[0] != int(values[0]) or values[0] > MAX_FRAME:
+            raise MOTFormatError(
+                f"line {number}: frame numbers are whole numbers from 1 to {MAX_FRAME:,}, got {values[0]:g}",
+                path=file,
+            )
+        if values[4] < 0 or values[5] < 0:
+            raise MOTFormatError(f"line {number}: negative box width or height ({line[:60]!r})", path=file)
         rows.append(([*values, 1.0, -1.0, -1.0])[:9])
     table = np.array(rows, dtype=np.float64).reshape(-1, 9)
     if min_confidence is not None:

@@ -79,7 +79,12 @@ def test_mot_round_trip(tmp_path: Path) -> None:
     [
         ("1,1,a,b,c,d\n", "line 1: not numbers"),
         ("1,1,2\n", "expected frame,id,x,y,w,h"),
-        ("0,1,0,0,5,5,1\n", "frame numbers start at 1"),
+        ("0,1,0,0,5,5,1\n", "frame numbers are whole numbers from 1"),
+        ("1.5,1,0,0,5,5,1\n", "frame numbers are whole numbers from 1"),
+        ("1e12,1,0,0,5,5,1\n", "to 1,000,000, got 1e\\+12"),
+        ("1,1,0,0,nan,5,1\n", "line 1: NaN or infinite value"),
+        ("1,1,0,0,5,5,1\n2,1,0,0,5,inf,1\n", "line 2: NaN or infinite value"),
+        ("1,1,0,0,-5,5,1\n", "negative box width or height"),
     ],
 )
 def test_read_mot_errors(tmp_path: Path, text: str, message: str) -> None:
