@@ -31,6 +31,10 @@ def eval_mot_command(
     frames = max(len(ground_truth), len(predictions))
     if ground_truth and ground_truth[0].tracker_id is None and any(len(d) for d in ground_truth):
         raise NexusError("has no object ids: not a ground-truth file", path=gt)
+    if not any(len(d) for d in ground_truth):
+        raise NexusError(
+            "no ground-truth objects (empty, or column 7 is 0 on every row): nothing to score", path=gt
+        )
     metrics = evaluate_mot(ground_truth, predictions, iou_threshold=iou)
     if as_json:
         typer.echo(json.dumps(metrics.to_dict(), indent=2))

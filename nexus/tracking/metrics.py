@@ -90,7 +90,7 @@ def evaluate_mot(
     from trackeval.metrics import HOTA
 
     if not 0 < iou_threshold < 1:
-        raise ValueError(f"iou_threshold must be in (0, 1), got {iou_threshold}")
+        raise NexusError(f"iou_threshold must be in (0, 1), got {iou_threshold}")
     _check(ground_truth, "ground truth")
     _check(predictions, "prediction")
     frames = max(len(ground_truth), len(predictions))

@@ -129,3 +129,20 @@ def test_cli_eval_mot(tmp_path: Path, capsys) -> None:
     assert "MOTA 1.0000" in capsys.readouterr().out
     assert main(["eval", "mot", "--gt", str(gt), "--pred", str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("gt_text", "extra", "message"),
+    [
+        ("1,1,0,0,5,5,1,1,1\n", ["--iou", "2"], "iou_threshold must be in (0, 1), got 2.0"),
+        ("1,1,0,0,5,5,1,1,1\n", ["--iou", "nan"], "iou_threshold must be in (0, 1), got nan"),
+        ("", [], "gt.txt: no ground-truth objects"),
+        ("1,1,0,0,5,5,0,1,1\n", [], "gt.txt: no ground-truth objects"),
+    ],
+)
+def test_cli_eval_mot_bad_input(tmp_path: Path, capsys, gt_text: str, extra: list[str], message: str) -> None:
+    (tmp_path / "gt.txt").write_text(gt_text)
+    pred = write_mot(tmp_path / "pred.txt", GT)
+    assert main(["eval", "mot", "--gt", str(tmp_path / "gt.txt"), "--pred", str(pred), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
