@@ -187,6 +187,12 @@ class Detector:
             raise NexusError(str(error)) from error
         if batch_size < 1:
             raise NexusError(f"batch_size must be at least 1, got {batch_size}")
+        unknown = sorted(set(options.classes or ()) - set(self.names))
+        if unknown:
+            raise NexusError(
+                f"class id(s) {unknown} are not classes of this model (it has {len(self.names)}: "
+                f"ids {min(self.names, default=0)}..{max(self.names, default=-1)})"
+            )
         results: list[Detections] = []
         for start in range(0, len(images), batch_size):
             decoded = [load_image(source) for source in images[start : start + batch_size]]

@@ -40,6 +40,8 @@ def test_predict_table_output(detect_onnx, val_images, capsys):
         (lambda tmp, model, image: ["predict", str(model), str(image), "--conf", "1.5"], "conf_threshold"),
         (lambda tmp, model, image: ["predict", str(tmp / "bad.jpg"), str(image)], "unknown model format"),
         (lambda tmp, model, image: ["predict", str(model), str(image), "--imgsz", "100000"], "at most 4096"),
+        (lambda tmp, model, image: ["predict", str(model), str(image), "--classes", "3"], "not classes of"),
+        (lambda tmp, model, image: ["predict", str(model), str(image), "--classes", "-1"], "[-1] are not"),
     ],
 )
 def test_predict_bad_input_is_one_line_and_exit_2(
