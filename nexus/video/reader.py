@@ -6,6 +6,7 @@ Decoding goes to the stream's native ``yuv420p`` and converts with OpenCV (``cv2
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +48,17 @@ class FrameSampling:
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError(f"every must be >= 1 (1 keeps every frame), got {self.every}")
-        if self.fps is not None and self.fps <= 0:
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(
                 f"fps must be > 0 frames per second, or None for the native rate, got {self.fps}"
             )
         chosen = sum([self.every > 1, self.fps is not None, self.keyframes])
         if chosen > 1:
             raise ValueError("choose one of every, fps or keyframes, not several")
-        if self.start < 0:
+        if not (math.isfinite(self.start) and self.start >= 0):
             raise ValueError(f"start must be >= 0 seconds, got {self.start}")
+        if self.end is not None and not math.isfinite(self.end):
+            raise ValueError(f"end must be a number of seconds, got {self.end}")
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be greater than start ({self.start})")
 

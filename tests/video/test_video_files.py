@@ -82,6 +82,11 @@ def test_save_frames_names_files_by_index(clip: Path, tmp_path: Path) -> None:
         ({"every": 2, "keyframes": True}, "choose one of"),
         ({"start": 2.0, "end": 1.0}, "must be greater than start"),
         ({"start": -1.0}, "start must be >= 0"),
+        ({"start": float("nan")}, "start must be >= 0 seconds, got nan"),
+        ({"start": float("inf")}, "start must be >= 0 seconds, got inf"),
+        ({"fps": float("nan")}, "fps must be > 0"),
+        ({"fps": float("inf")}, "fps must be > 0"),
+        ({"end": float("nan")}, "end must be a number of seconds, got nan"),
     ],
 )
 def test_sampling_validation_says_what_to_change(kwargs: dict, message: str) -> None:
