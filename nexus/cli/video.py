@@ -66,6 +66,8 @@ def frames_command(
         sampling = FrameSampling(every=every, fps=fps, keyframes=keyframes, start=start, end=end)
     except ValueError as error:
         raise NexusError(str(error)) from error
+    if ext.lower().lstrip(".") not in ("jpg", "jpeg", "png"):
+        raise NexusError(f"--ext must be jpg or png, got {ext!r}")
     source = VideoFileSource(file, sampling, strict=strict)
     if out.startswith("s3://"):
         keys = upload_frames(source, out, ext=ext)

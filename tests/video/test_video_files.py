@@ -166,3 +166,17 @@ def test_cli_frames(clip: Path, tmp_path: Path, args: list[str], expected: list[
 def test_cli_frames_rejects_two_samplings(clip: Path, tmp_path: Path, capsys) -> None:
     assert main(["video", "frames", str(clip), str(tmp_path), "--every", "2", "--keyframes"]) == 2
     assert "choose one of every, fps or keyframes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ext", "gif"], "--ext must be jpg or png, got 'gif'"),
+        (["--ext", ""], "--ext must be jpg or png, got ''"),
+    ],
+)
+def test_cli_frames_bad_options(clip: Path, tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    assert main(["video", "frames", str(clip), str(tmp_path / "frames"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "frames").exists()
