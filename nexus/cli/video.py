@@ -71,7 +71,17 @@ def frames_command(
     source = VideoFileSource(file, sampling, strict=strict)
     if out.startswith("s3://"):
         keys = upload_frames(source, out, ext=ext)
+        _require_frames(len(keys), source.info.duration, file)
         typer.echo(f"stored {len(keys)} frames under {out}")
         return
     written = save_frames(source, Path(out), ext=ext)
+    _require_frames(len(written), source.info.duration, file)
     typer.echo(f"wrote {len(written)} frames to {out}")
+
+
+def _require_frames(count: int, seconds: float, file: Path) -> None:
+    from nexus.errors import NexusError
+
+    if not count:
+        message = f"no frames selected: the video lasts {seconds:.3f} s; check --start and --end"
+        raise NexusError(message, path=file)

@@ -173,10 +173,11 @@ def test_cli_frames_rejects_two_samplings(clip: Path, tmp_path: Path, capsys) ->
     [
         (["--ext", "gif"], "--ext must be jpg or png, got 'gif'"),
         (["--ext", ""], "--ext must be jpg or png, got ''"),
+        (["--start", "100"], "no frames selected: the video lasts 3.000 s"),
     ],
 )
 def test_cli_frames_bad_options(clip: Path, tmp_path: Path, capsys, args: list[str], message: str) -> None:
     assert main(["video", "frames", str(clip), str(tmp_path / "frames"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert not (tmp_path / "frames").exists()
+    assert not list((tmp_path / "frames").glob("*"))
