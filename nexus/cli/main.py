@@ -16,6 +16,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# An output folder that is an existing file, a missing input, a folder given for a file, no permission.
+_PATH_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
 
 def _register() -> None:
     from nexus.cli import (
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             typer.echo(f"error: {error}", err=True)
         return int(getattr(error, "exit_code", 2))
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
+    except _PATH_ERRORS as error:
         typer.echo(f"error: {error.filename or ''}: {error.strerror or error}", err=True)
         return 2
     return result if isinstance(result, int) else 0

@@ -181,3 +181,11 @@ def test_cli_frames_bad_options(clip: Path, tmp_path: Path, capsys, args: list[s
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not list((tmp_path / "frames").glob("*"))
+
+
+def test_cli_frames_into_an_existing_file_is_one_line(clip: Path, tmp_path: Path, capsys) -> None:
+    taken = tmp_path / "frames.jpg"
+    taken.write_bytes(b"kept")
+    assert main(["video", "frames", str(clip), str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {taken}: File exists\n" and taken.read_bytes() == b"kept"
