@@ -45,12 +45,17 @@ class VideoSink:
 
     def _open(self, width: int, height: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        hint = "name an .mp4, .mkv or .mov file"
         try:
             container = av.open(str(self.path), mode="w")
-        except av.FFmpegError as error:
-            raise VideoError(f"cannot create video file ({error})", path=self.path) from error
+        except (av.FFmpegError, ValueError) as error:  # ValueError: no container for the file's suffix
+            raise VideoError(f"cannot create video file ({error}); {hint}", path=self.path) from error
         rate = Fraction(self.fps).limit_denominator(1001)
-        stream = container.add_stream("libx264", rate=rate)
+        try:
+            stream = container.add_stream("libx264", rate=rate)
+        except ValueError as error:  # e.g. .jpg: an image sequence, not a video container
+            container.close()
+            raise VideoError(f"cannot hold an H.264 video ({error}); {hint}", path=self.path) from error
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(self.crf), "preset": self.preset}

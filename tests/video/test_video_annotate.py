@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from nexus.detections import Detections
 from nexus.video import BoxAnnotator, LabelAnnotator, TraceAnnotator, VideoFileSource, VideoSink, probe_video
 from nexus.video.annotators import color_for
+from nexus.video.errors import VideoError
 
 
 def tracked(offset: int = 0) -> Detections:
@@ -87,3 +89,15 @@ def test_sink_rejects_a_frame_of_another_size(tmp_path: Path) -> None:
         sink.write(np.zeros((32, 32, 3), np.uint8))
         with pytest.raises(ValueError, match="differs from the first frame"):
             sink.write(np.zeros((16, 16, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("out.txt", "cannot create video file (Could not determine output format)"),
+        ("out.jpg", "cannot hold an H.264 video"),
+    ],
+)
+def test_sink_refuses_a_path_that_is_no_video_container(tmp_path: Path, name: str, message: str) -> None:
+    with pytest.raises(VideoError, match=re.escape(message)), VideoSink(tmp_path / name, fps=5) as sink:
+        sink.write(np.zeros((32, 32, 3), np.uint8))
