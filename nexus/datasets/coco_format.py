@@ -9,6 +9,7 @@ image by its relative path or, failing that, by its base name (Label Studio writ
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ def _annotation(entry: dict[str, Any], class_id: int, image: dict[str, Any], whe
             if not isinstance(bbox, list) or len(bbox) != 4 or any(isinstance(v, bool) for v in bbox):
                 raise ValueError
             x, y, w, h = (float(v) for v in bbox)
+            if not all(math.isfinite(v) for v in (x, y, w, h)):
+                raise ValueError
         except (TypeError, ValueError):
             raise DatasetError(
                 f"annotation {entry.get('id')}: bbox must be 4 numbers [x, y, width, height], got {bbox!r}",

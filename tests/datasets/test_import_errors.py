@@ -158,6 +158,8 @@ _ONE_BOX = [{"id": 4, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}]
         ({"annotations": [{**_ONE_BOX[0], "bbox": [1, 1, 5]}]}, r"bbox must be 4 numbers .*got \[1, 1, 5\]"),
         ({"annotations": [{**_ONE_BOX[0], "bbox": [1, "a", 5, 5]}]}, r"bbox must be 4 numbers"),
         ({"annotations": [{**_ONE_BOX[0], "bbox": [1, None, 5, 5]}]}, r"bbox must be 4 numbers"),
+        ({"annotations": [{**_ONE_BOX[0], "bbox": [1, 1, float("nan"), 5]}]}, r"got \[1, 1, nan, 5\]"),
+        ({"annotations": [{**_ONE_BOX[0], "bbox": [1, float("inf"), 5, 5]}]}, r"bbox must be 4 numbers"),
     ],
 )
 def test_coco_inconsistencies_are_named(
