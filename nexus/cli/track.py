@@ -48,8 +48,11 @@ def track_command(
         if reid_size:
             try:
                 width, height = (int(v) for v in reid_size.lower().split("x"))
+                if min(width, height) < 1:
+                    raise ValueError
             except ValueError as error:
-                raise NexusError(f"--reid-size must look like 64x128, got {reid_size!r}") from error
+                message = f"--reid-size must look like 64x128 (sizes >= 1), got {reid_size!r}"
+                raise NexusError(message) from error
             size = (width, height)
         embedder = OnnxReIdEmbedder(reid, input_size=size)
     instance = create_tracker(tracker, embedder)

@@ -57,6 +57,8 @@ def test_video_with_detections_deepsort_and_annotation(
         (["--detections", "missing.txt"], "missing.txt: no such file"),
         (["--detections", "DET", "--tracker", "deepsort", "--reid", "nope.onnx"], "no such re-id model"),
         (["VIDEO", "--detections", "DET", "--conf", "2"], "conf_threshold must be within [0, 1], got 2.0"),
+        (["--detections", "DET", "--reid", "DET", "--reid-size", "0x0"], "--reid-size must look like 64x128"),
+        (["--detections", "DET", "--reid", "DET", "--reid-size", "-5x10"], "got '-5x10'"),
     ],
 )
 def test_track_cli_errors(
