@@ -36,6 +36,7 @@ from nexus.batch.jobs import (
     stage_rows,
 )
 from nexus.errors import NexusError
+from nexus.inference.detector import MAX_IMGSZ
 
 __all__ = ["BatchError", "BatchPredictConfig", "BatchPredictResult", "run_batch_predict", "spark_session"]
 
@@ -92,8 +93,8 @@ class BatchPredictConfig:
             raise BatchError(f"iou must be between 0 and 1, got {self.iou}")
         if self.batch_size < 1:
             raise BatchError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.imgsz is not None and self.imgsz < 32:
-            raise BatchError(f"imgsz must be at least 32, got {self.imgsz}")
+        if self.imgsz is not None and not 32 <= self.imgsz <= MAX_IMGSZ:
+            raise BatchError(f"imgsz must be between 32 and {MAX_IMGSZ}, got {self.imgsz}")
         if self.mode not in ("append", "overwrite"):
             raise BatchError(f"mode must be append or overwrite, got {self.mode!r}")
         if "://" not in str(self.images) and not Path(self.images).exists():

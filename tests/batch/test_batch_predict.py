@@ -115,6 +115,7 @@ def test_cli_prints_the_result_as_json(spark, detect_onnx, image_folder, tmp_pat
         ({"images": "/nonexistent/frames"}, BatchError, "no such folder"),
         ({"conf": 1.5}, BatchError, "conf must be between 0 and 1"),
         ({"batch_size": 0}, BatchError, "batch_size"),
+        ({"imgsz": 100_000}, BatchError, "imgsz must be between 32 and 4096, got 100000"),
         ({"mode": "merge"}, BatchError, "append or overwrite"),
     ],
 )
