@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,12 +58,21 @@ def resolve_input_size(
     imgsz: int | Sequence[int] | None, metadata: ModelMetadata, dynamic: bool
 ) -> tuple[int, int]:
     """The network input size: the model's own unless overridden, rounded up to the stride."""
+    if isinstance(imgsz, np.ndarray):
+        imgsz = imgsz.tolist()
     if imgsz is None:
         size = metadata.imgsz
-    elif isinstance(imgsz, int):
-        size = (imgsz, imgsz)
-    else:
+    elif _whole(imgsz):
+        size = (int(imgsz), int(imgsz))
+    elif (
+        isinstance(imgsz, Sequence)
+        and not isinstance(imgsz, str)
+        and len(imgsz) in (1, 2)
+        and all(_whole(side) for side in imgsz)
+    ):
         size = (int(imgsz[0]), int(imgsz[-1]))
+    else:
+        raise NexusError(f"imgsz must be a whole number or [height, width], got {imgsz!r}")
     if min(size) <= 0:
         raise NexusError(f"imgsz must be positive, got {imgsz}")
     if imgsz is not None and max(size) > MAX_IMGSZ:
@@ -75,6 +85,10 @@ def resolve_input_size(
             f"pass --imgsz {metadata.imgsz[0]} or export it with dynamic shapes"
         )
     return size
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class Detector:

@@ -50,11 +50,29 @@ def test_options_filter_classes_and_cap_detections(detect_onnx, val_images):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"), [(dict(conf=2.0), "conf_threshold"), (dict(imgsz=0), "imgsz")]
+    ("kwargs", "message"),
+    [
+        (dict(conf=2.0), "conf_threshold"),
+        (dict(imgsz=0), "imgsz"),
+        (dict(imgsz=[64, 64, 64]), r"imgsz must be a whole number or \[height, width\], got \[64, 64, 64\]"),
+        (dict(imgsz="640"), "imgsz must be a whole number or"),
+        (dict(imgsz=64.5), "imgsz must be a whole number or"),
+        (dict(imgsz=[]), "imgsz must be a whole number or"),
+        (dict(imgsz=True), "imgsz must be a whole number or"),
+    ],
 )
 def test_bad_options_raise_nexus_errors(detect_onnx, val_images, kwargs, message):
     with pytest.raises(NexusError, match=message):
         Detector.from_path(detect_onnx).predict(str(val_images[0]), **kwargs)
+
+
+@pytest.mark.parametrize("imgsz", [64, [64], (64, 64), np.int64(64), np.array([64, 64])])
+def test_imgsz_spellings_agree(detect_onnx, val_images, imgsz):
+    detector = Detector.from_path(detect_onnx)
+    reference = detector.predict(str(val_images[0]), conf=0.01, imgsz=64)[0]
+    assert np.array_equal(
+        detector.predict(str(val_images[0]), conf=0.01, imgsz=imgsz)[0].xyxy, reference.xyxy
+    )
 
 
 def test_accepts_bytes_and_arrays(detect_onnx, val_images):
