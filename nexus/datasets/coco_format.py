@@ -195,6 +195,16 @@ def read_coco_source(json_path: Path, finder: ImageFinder) -> CocoSource:
         names = {i: str(c.get("name", c["id"])) for i, c in enumerate(categories)}
     except (KeyError, TypeError, ValueError) as error:
         raise DatasetError("every category needs an integer 'id'", path=json_path) from error
+    blank = [category_ids[i] for i, name in names.items() if not name.strip()]
+    if blank:
+        raise DatasetError(f"category id(s) {blank} have an empty 'name'", path=json_path)
+    name_counts = Counter(names.values())
+    if any(count > 1 for count in name_counts.values()):
+        shared = sorted(name for name, count in name_counts.items() if count > 1)
+        raise DatasetError(
+            f"category name(s) {shared} are used by more than one category id; merge or rename them",
+            path=json_path,
+        )
     class_of = {coco_id: class_id for class_id, coco_id in category_ids.items()}
     if len(class_of) != len(category_ids):
         counts = Counter(category_ids.values())

@@ -109,6 +109,9 @@ def _unique_name(file_name: str, taken: set[str]) -> str:
 def _label_text(sample: Sample, task: str, width: int, height: int) -> str:
     rows = []
     for ann in sample.annotations:
+        x1, y1, x2, y2 = ann.xyxy
+        if min(x2, width) <= max(x1, 0) or min(y2, height) <= max(y1, 0):
+            continue  # wholly outside the image: clipping would leave a zero-size box
         if task == "segment":
             polygon = ann.polygon
             if polygon is None or len(polygon) < 3:

@@ -160,6 +160,14 @@ _ONE_BOX = [{"id": 4, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}]
         ({"annotations": [{**_ONE_BOX[0], "bbox": [1, None, 5, 5]}]}, r"bbox must be 4 numbers"),
         ({"annotations": [{**_ONE_BOX[0], "bbox": [1, 1, float("nan"), 5]}]}, r"got \[1, 1, nan, 5\]"),
         ({"annotations": [{**_ONE_BOX[0], "bbox": [1, float("inf"), 5, 5]}]}, r"bbox must be 4 numbers"),
+        (
+            {"categories": [{"id": 1, "name": "x"}, {"id": 2, "name": "x"}]},
+            r"category name\(s\) \['x'\] are used by more than one category id",
+        ),
+        (
+            {"categories": [{"id": 1, "name": "x"}, {"id": 2, "name": " "}]},
+            r"category id\(s\) \[2\] have an empty",
+        ),
     ],
 )
 def test_coco_inconsistencies_are_named(
@@ -178,6 +186,29 @@ def test_coco_inconsistencies_are_named(
     coco = {"images": _GOOD_IMAGES, "categories": [{"id": 1, "name": "x"}], "annotations": _ONE_BOX}
     (root / "ann.json").write_text(json.dumps(coco))  # the consistent file imports
     assert import_dataset(root, out).names == {0: "x"}
+
+
+def test_coco_boxes_wholly_outside_their_image_are_dropped(shapes: YoloDataset, tmp_path: Path) -> None:
+    root = tmp_path / "coco"
+    (root / "images").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(shapes.image_paths("train")[0], root / "images" / name)
+    boxes = [
+        [1, 1, 5, 5],  # inside
+        [-20, -20, 10, 10],  # wholly above and left of the image
+        [100_000, 1, 5, 5],  # wholly right of it
+        [-4, -4, 8, 8],  # partly inside: clipped, kept
+    ]
+    annotations = [
+        {"id": i, "image_id": 1, "category_id": 1, "bbox": box} for i, box in enumerate(boxes, start=1)
+    ]
+    coco = {"images": _GOOD_IMAGES, "categories": [{"id": 1, "name": "x"}], "annotations": annotations}
+    (root / "ann.json").write_text(json.dumps(coco))
+    out = tmp_path / "out"
+    import_dataset(root, out)
+    rows = [row.split() for label in out.glob("labels/*/a.txt") for row in label.read_text().splitlines()]
+    assert len(rows) == 2
+    assert all(float(row[3]) > 0 and float(row[4]) > 0 for row in rows)
 
 
 def test_single_image_cannot_be_split(shapes: YoloDataset, tmp_path: Path) -> None:
