@@ -24,7 +24,9 @@ def list_command(model: ModelOption = "nexus-detector") -> None:
     """Versions, newest first, with aliases, status and metrics."""
     from nexus.registry import ModelRegistry
 
-    typer.echo(json.dumps([v.to_dict() for v in ModelRegistry(name=model).versions()], indent=2))
+    registry = ModelRegistry(name=model)
+    registry.require_registered()
+    typer.echo(json.dumps([v.to_dict() for v in registry.versions()], indent=2))
 
 
 @app.command("show")
@@ -35,7 +37,9 @@ def show_command(
     """One version with its lineage: MLflow run, dataset DVC hash, commit, pipeline run, evaluation report."""
     from nexus.registry import ModelRegistry
 
-    typer.echo(json.dumps(ModelRegistry(name=model).require(reference).to_dict(), indent=2))
+    registry = ModelRegistry(name=model)
+    registry.require_registered()
+    typer.echo(json.dumps(registry.require(reference).to_dict(), indent=2))
 
 
 @app.command("promote")

@@ -134,6 +134,23 @@ class ModelRegistry:
         full = (self.client.get_model_version(self.name, v.version) for v in found)
         return sorted((self._info(v) for v in full), key=lambda v: int(v.version), reverse=True)
 
+    def require_registered(self) -> None:
+        """Raise when no model of this name was ever registered, naming those that were.
+
+        Raises:
+            RegistryError: the name is unknown to the registry (a typo, or nothing registered yet).
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            known = sorted(model.name for model in self.client.search_registered_models(max_results=50))
+            raise RegistryError(
+                f"no registered model {self.name!r} (registered: {', '.join(known) or 'none yet'}); "
+                "pass --model with one of them"
+            ) from None
+
     def get(self, alias_or_version: str) -> ModelVersionInfo | None:
         """The version behind an alias (``champion``) or a version number; ``None`` if there is none."""
         from mlflow.exceptions import MlflowException

@@ -135,6 +135,10 @@ def test_cli_lists_and_shows_versions(registry, tmp_path, capsys):
     assert shown["lineage"]["dataset_dvc_hash"] == "h.dir" and shown["uri"] == "models:/detector/1"
     assert main(["registry", "show", "champion", "--model", "detector"]) == 2
     assert "no version or alias 'champion'" in capsys.readouterr().err
+    for command in (["list"], ["show", "1"]):
+        assert main(["registry", *command, "--model", "detectr"]) == 2
+        error = capsys.readouterr().err
+        assert "no registered model 'detectr' (registered: detector)" in error and "--model" in error
 
 
 def test_versions_list_their_aliases_and_a_champion_keeps_its_role(registry, tmp_path):
