@@ -87,18 +87,20 @@ def export_model(config: ExportConfig) -> ExportResult:
         from nexus.export.tensorrt_engine import current_stamp
 
         current_stamp()  # fail fast, before the ONNX export, when TensorRT or a GPU is missing
+    calibration = None
+    if "int8" in config.formats:  # a bad dataset fails before anything in out_dir is replaced
+        assert config.data is not None
+        calibration = _calibration_images(config.data, config.calibration_images)
     config.out_dir.mkdir(parents=True, exist_ok=True)
     result = ExportResult()
     onnx_path = export_onnx(config.weights, config.out_dir / "model.onnx", imgsz=config.imgsz)
     result.files["onnx"] = onnx_path
     if "fp16" in config.formats:
         result.files["fp16"] = convert_onnx_fp16(onnx_path, config.out_dir / "model-fp16.onnx")
-    if "int8" in config.formats:
+    if calibration is not None:
         from nexus.export.quantize import quantize_onnx_int8
 
-        assert config.data is not None
-        images = _calibration_images(config.data, config.calibration_images)
-        result.files["int8"] = quantize_onnx_int8(onnx_path, config.out_dir / "model-int8.onnx", images)
+        result.files["int8"] = quantize_onnx_int8(onnx_path, config.out_dir / "model-int8.onnx", calibration)
     if "engine" in config.formats:
         from nexus.export.tensorrt_engine import build_tensorrt_engine
 

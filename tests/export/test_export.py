@@ -107,6 +107,22 @@ def test_int8_needs_calibration_data(detect_weights, tmp_path):
         ExportConfig(weights=detect_weights, out_dir=tmp_path, formats=("int8",))
 
 
+@pytest.mark.parametrize("data", ["missing", "empty"])
+def test_bad_calibration_data_fails_before_anything_is_replaced(detect_weights, tmp_path, capsys, data):
+    from nexus.cli.main import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"the model already deployed")
+    folder = tmp_path / data
+    if data == "empty":
+        folder.mkdir()
+    argv = ["export", str(detect_weights), "-o", str(out), "--int8", "--data", str(folder)]
+    assert main(argv) == 2
+    assert str(folder) in capsys.readouterr().err
+    assert (out / "model.onnx").read_bytes() == b"the model already deployed"
+
+
 def test_unknown_format_is_rejected(detect_weights, tmp_path):
     with pytest.raises(ExportError, match="unknown export format"):
         ExportConfig(weights=detect_weights, out_dir=tmp_path, formats=("tflite",))
