@@ -22,11 +22,31 @@ MODEL_SUFFIXES = (".onnx", ".pt", ".engine")
 MAX_IMGSZ = 4096  # the largest input size a request may ask for (as in the service's schemas)
 
 
+def inference_device(device: str) -> str:
+    """``cpu`` or one CUDA index as a string: ``cpu``, ``0``, ``cuda`` (= ``0``) and ``cuda:1`` are
+    accepted.
+
+    Example:
+        >>> inference_device("cuda:1"), inference_device(" CPU ")
+        ('1', 'cpu')
+    """
+    text = str(device).strip().lower()
+    if text == "cpu":
+        return "cpu"
+    index = (text.removeprefix("cuda").removeprefix(":") or "0") if text.startswith("cuda") else text
+    if not index.isascii() or not index.isdigit():
+        raise ModelLoadError(
+            f"device {device!r} is not a device; pass 'cpu' or one CUDA index such as '0' (or 'cuda:0')"
+        )
+    return str(int(index))
+
+
 def load_backend(model: str | Path, device: str = "cpu", batch_shards: int = 1) -> InferenceBackend:
     """Pick the backend for a model file by its suffix (``.onnx``, ``.pt``, ``.engine``).
 
     ``batch_shards`` > 1 splits each batch across that many ONNX Runtime sessions (CPU only).
     """
+    device = inference_device(device)
     path = Path(model)
     suffix = path.suffix.lower()
     if suffix not in MODEL_SUFFIXES:

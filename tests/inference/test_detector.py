@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nexus.errors import ModelLoadError, NexusError
-from nexus.inference.detector import Detector
+from nexus.inference.detector import Detector, inference_device
 
 
 @pytest.mark.parametrize(
@@ -95,3 +95,39 @@ def test_onnx_backend_does_not_import_torch(detect_onnx, val_images):
         "bad = [m for m in ('torch', 'ultralytics') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [("cpu", "cpu"), (" CPU ", "cpu"), ("0", "0"), ("cuda", "0"), ("cuda:1", "1"), ("CUDA:01", "1")],
+)
+def test_inference_device_spellings(device, expected):
+    assert inference_device(device) == expected
+
+
+@pytest.mark.parametrize("device", ["foo", "gpu", "0,1", "cuda:x", "-1", "", "١"])
+def test_a_device_that_is_not_one_is_refused_before_loading(detect_onnx, device):
+    with pytest.raises(ModelLoadError, match=f"device {device!r} is not a device; pass 'cpu' or one CUDA"):
+        Detector.from_path(detect_onnx, device=device)
+
+
+def test_predict_cli_names_a_bad_device(detect_onnx, val_images, capsys):
+    from nexus.cli.main import main
+
+    assert main(["predict", str(detect_onnx), str(val_images[0]), "--device", "foo"]) == 2
+    assert "device 'foo' is not a device" in capsys.readouterr().err
+
+
+def test_gpu_providers_run_on_the_device_asked_for(monkeypatch):
+    from nexus.inference.backends import onnxruntime_backend
+
+    monkeypatch.setattr(
+        onnxruntime_backend.ort,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert onnxruntime_backend.select_providers("1") == [
+        ("CUDAExecutionProvider", {"device_id": "1"}),
+        "CPUExecutionProvider",
+    ]
+    assert onnxruntime_backend.select_providers("cpu") == ["CPUExecutionProvider"]

@@ -20,12 +20,14 @@ import onnxruntime as ort
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
-def select_providers(device: str = "cpu") -> list[str]:
-    """Execution providers for ``device``: GPU ones first when asked for and installed, CPU last."""
+def select_providers(device: str = "cpu") -> list[str | tuple[str, dict[str, str]]]:
+    """Execution providers for ``device`` (``cpu`` or a CUDA index): GPU ones first, on that GPU, when
+    asked for and installed; CPU last."""
     available = ort.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    chosen = [p for p in _GPU_PROVIDERS if p in available]
+    gpu = {"device_id": device.removeprefix("cuda:")}
+    chosen: list[str | tuple[str, dict[str, str]]] = [(p, gpu) for p in _GPU_PROVIDERS if p in available]
     if not chosen:
         raise ModelLoadError(
             f"device {device!r} needs onnxruntime-gpu (CUDA/TensorRT providers); installed providers are "
