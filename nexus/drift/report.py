@@ -43,6 +43,7 @@ class DriftConfig:
             0-1 columns. Evidently's own default, 0.5, misses a resolution change.
         stattest_threshold: per-column threshold (a p-value, or a distance above 1,000 rows);
             ``None`` keeps Evidently's default for each test (0.05 for p-values, 0.1 for distances).
+            It must lie in (0, 1): a p-value is at most 1, so 1 or more flags every column.
         embedding_drift: also test the image embeddings (and let them flag drift on their own).
         embedding_auc_threshold: flag embedding drift above this classifier ROC AUC; ``None`` compares
             with the 95th percentile of random guesses (a test that adapts to the sample size).
@@ -67,7 +68,10 @@ class DriftConfig:
         auc, stattest, most = self.embedding_auc_threshold, self.stattest_threshold, self.max_images
         checks = [
             (0.0 < self.drift_share <= 1.0, f"drift_share={self.drift_share}: set it above 0 and at most 1"),
-            (stattest is None or stattest > 0, f"stattest_threshold={stattest}: set it above 0, or None"),
+            (
+                stattest is None or 0.0 < stattest < 1.0,
+                f"stattest_threshold={stattest}: set it above 0 and below 1 (e.g. 0.05), or None",
+            ),
             (auc is None or 0.5 <= auc < 1.0, f"embedding_auc_threshold={auc}: set it in [0.5, 1), or None"),
             (self.min_images >= 2, f"min_images={self.min_images}: set min_images to 2 or more"),
             (0.0 <= self.confidence <= 1.0, f"confidence={self.confidence}: set it between 0 and 1"),

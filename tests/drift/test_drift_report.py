@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -127,7 +128,9 @@ def test_too_few_reference_images(drift_data):
     [
         ({"drift_share": 0.0}, "drift_share=0.0: set it above 0 and at most 1"),
         ({"drift_share": 1.5}, "drift_share=1.5: set it above 0 and at most 1"),
-        ({"stattest_threshold": -0.1}, "stattest_threshold=-0.1: set it above 0, or None"),
+        ({"stattest_threshold": -0.1}, "stattest_threshold=-0.1: set it above 0 and below 1"),
+        ({"stattest_threshold": 1.0}, "stattest_threshold=1.0: set it above 0 and below 1"),
+        ({"stattest_threshold": math.inf}, "stattest_threshold=inf: set it above 0 and below 1"),
         ({"embedding_auc_threshold": 0.3}, r"embedding_auc_threshold=0.3: set it in \[0.5, 1\)"),
         ({"min_images": 1}, "min_images=1: set min_images to 2 or more"),
         ({"confidence": 2.0}, "confidence=2.0: set it between 0 and 1"),
