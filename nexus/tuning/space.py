@@ -97,16 +97,22 @@ DEFAULT_SEARCH_SPACE: dict[str, ParamSpec] = {
     "mosaic": FloatRange(0.0, 1.0),
 }
 
-# Where a value makes sense for Ultralytics: (lowest, highest, lowest allowed itself).
+# Where a value makes sense for Ultralytics (which refuses lr0, weight_decay, ... above 1):
+# (lowest, highest, lowest allowed itself).
 _UNIT = (0.0, 1.0, True)
 _BOUNDS: dict[str, tuple[float, float, bool]] = {
-    "lr0": (0.0, math.inf, False),
+    "lr0": (0.0, 1.0, False),
     "lrf": (0.0, 1.0, False),
     "momentum": (0.0, 1.0, True),
-    "weight_decay": (0.0, math.inf, True),
+    "weight_decay": _UNIT,
     "warmup_epochs": (0.0, math.inf, True),
     "warmup_momentum": _UNIT,
-    "warmup_bias_lr": (0.0, math.inf, True),
+    "warmup_bias_lr": _UNIT,
+    "nbs": (1.0, math.inf, True),
+    "close_mosaic": (0.0, math.inf, True),
+    "mask_ratio": (1.0, math.inf, True),
+    "dropout": _UNIT,
+    "erasing": _UNIT,
     "box": (0.0, math.inf, True),
     "cls": (0.0, math.inf, True),
     "dfl": (0.0, math.inf, True),
@@ -118,6 +124,8 @@ _BOUNDS: dict[str, tuple[float, float, bool]] = {
     **{name: _UNIT for name in ("hsv_h", "hsv_s", "hsv_v", "flipud", "fliplr", "bgr", "mosaic", "mixup")},
     **{name: _UNIT for name in ("cutmix", "copy_paste")},
 }
+# Ultralytics' optimizer names (``BaseTrainer.build_optimizer``); "auto" picks one by the iterations.
+OPTIMIZERS = ("SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSprop", "Adamax", "MuSGD", "auto")
 # Arguments that are not hyperparameters of the model's quality, or that tuning itself controls.
 _NOT_TUNABLE = RESERVED_EXTRA_KEYS | {
     "val",
@@ -179,6 +187,8 @@ def check_param(name: str, spec: Any, *, field: str = "search_space") -> None:
             f"{where}: {name!r} is not an Ultralytics train argument; use one such as lr0, momentum, "
             "weight_decay, mosaic (see https://docs.ultralytics.com/modes/train/#train-settings)"
         )
+    default = known.get(name)
+    integer = isinstance(default, int) and not isinstance(default, bool)  # nbs, close_mosaic, ...
     if isinstance(spec, Choice):
         if not isinstance(spec.choices, tuple) or not spec.choices:
             raise TuneConfigError(f"{where}: choices must be a non-empty tuple, e.g. ('SGD', 'AdamW')")
@@ -187,12 +197,33 @@ def check_param(name: str, spec: Any, *, field: str = "search_space") -> None:
                 raise TuneConfigError(f"{where}: choice {choice!r} must be a string, number or boolean")
         if len(set(spec.choices)) != len(spec.choices):
             raise TuneConfigError(f"{where}: choices {list(spec.choices)} repeat a value; list each once")
+        if isinstance(default, bool) and not all(isinstance(c, bool) for c in spec.choices):
+            raise TuneConfigError(f"{where}: {name} is true or false; use Choice((True, False))")
+        if name == "optimizer":
+            unknown = [c for c in spec.choices if c not in OPTIMIZERS]
+            if unknown:
+                raise TuneConfigError(
+                    f"{where}: {unknown[0]!r} is not an Ultralytics optimizer; use {', '.join(OPTIMIZERS)}"
+                )
+        if name in _BOUNDS or integer:
+            for choice in spec.choices:
+                value = _number(choice, f"{where} choice")
+                if integer and not value.is_integer():
+                    raise TuneConfigError(f"{where}: choice {choice!r} must be a whole number for {name}")
+                _check_bounds(name, value, value, where)
         return
     if not isinstance(spec, FloatRange | IntRange):
         raise TuneConfigError(
             f"{where}={spec!r} must be a FloatRange(low, high), IntRange(low, high) or Choice((...))"
         )
+    if isinstance(default, bool):
+        raise TuneConfigError(f"{where}: {name} is true or false; use Choice((True, False))")
     low, high = _number(spec.low, f"{where}.low"), _number(spec.high, f"{where}.high")
+    if integer and isinstance(spec, FloatRange):
+        raise TuneConfigError(
+            f"{where}: {name} takes whole numbers (Ultralytics refuses 64.5); use IntRange({spec.low!r}, "
+            f'{spec.high!r}) or {{"type": "int"}}'
+        )
     if isinstance(spec, IntRange) and not (float(spec.low).is_integer() and float(spec.high).is_integer()):
         raise TuneConfigError(f"{where}: IntRange bounds {spec.low!r}..{spec.high!r} must be integers")
     if low >= high:
@@ -202,15 +233,20 @@ def check_param(name: str, spec: Any, *, field: str = "search_space") -> None:
         raise TuneConfigError(
             f"{where}: a log range needs low > 0, got low={spec.low!r}; raise low or drop log"
         )
-    if name in _BOUNDS:
-        lowest, highest, inclusive = _BOUNDS[name]
-        too_low = low < lowest or (low == lowest and not inclusive)
-        if too_low or high > highest:
-            interval = f"{'[' if inclusive else '('}{lowest:g}, {highest:g}]"
-            raise TuneConfigError(
-                f"{where}: {spec.low!r}..{spec.high!r} leaves the valid values of {name} {interval}; "
-                "narrow the range"
-            )
+    _check_bounds(name, low, high, where)
+
+
+def _check_bounds(name: str, low: float, high: float, where: str) -> None:
+    if name not in _BOUNDS:
+        return
+    lowest, highest, inclusive = _BOUNDS[name]
+    too_low = low < lowest or (low == lowest and not inclusive)
+    if too_low or high > highest:
+        interval = f"{'[' if inclusive else '('}{lowest:g}, {highest:g}]"
+        single = low == high  # one Choice value
+        shown = f"{low:g}" if single else f"{low:g}..{high:g}"
+        fix = "drop that choice" if single else "narrow the range"
+        raise TuneConfigError(f"{where}: {shown} leaves the valid values of {name} {interval}; {fix}")
 
 
 def check_search_space(space: Any, *, field: str = "search_space") -> dict[str, ParamSpec]:

@@ -54,6 +54,16 @@ from nexus.tuning.space import contains, ultralytics_defaults
         ({"search_space": {"val": Choice((True, False))}}, r"search_space\['val'\]: 'val' cannot be tuned"),
         ({"search_space": {"learning_rate": FloatRange(0, 1)}}, r"'learning_rate' is not an Ultralytics"),
         ({"search_space": {"lr0": (1e-4, 1e-1)}}, r"search_space\['lr0'\]=.* must be a FloatRange"),
+        ({"search_space": {"lr0": FloatRange(0.01, 2.0)}}, r"0.01..2 leaves the valid values of lr0 \(0, 1"),
+        ({"search_space": {"weight_decay": FloatRange(0, 5)}}, r"valid values of weight_decay \[0, 1\]"),
+        ({"search_space": {"lr0": Choice(("a", "b"))}}, r"search_space\['lr0'\] choice='a' must be a finite"),
+        ({"search_space": {"mosaic": Choice((0.5, 5.0))}}, r"5 leaves .* mosaic \[0, 1\]; drop that choice"),
+        ({"search_space": {"optimizer": Choice(("SGD", "Sgd"))}}, r"'Sgd' is not an Ultralytics optimizer"),
+        ({"search_space": {"nbs": FloatRange(16, 64)}}, r"nbs takes whole numbers.*IntRange\(16, 64\)"),
+        ({"search_space": {"close_mosaic": Choice((0, 2.5))}}, r"choice 2.5 must be a whole number"),
+        ({"search_space": {"mask_ratio": IntRange(0, 4)}}, r"0..4 leaves the valid values of mask_ratio"),
+        ({"search_space": {"cos_lr": FloatRange(0, 1)}}, r"cos_lr is true or false; use Choice"),
+        ({"search_space": {"cos_lr": Choice((0, 1))}}, r"cos_lr is true or false; use Choice"),
         ({"search_space": [("lr0", FloatRange(1e-4, 1e-1))]}, r"search_space must be a mapping"),
         ({"storage": ""}, r"storage='' is empty"),
     ],
@@ -97,6 +107,9 @@ def test_a_real_optuna_pruner_and_custom_space_are_accepted(tune_dataset, tmp_pa
         "optimizer": Choice(("SGD", "AdamW")),
         "warmup_epochs": IntRange(0, 2),
         "lrf": FloatRange(0.01, 0.5),
+        "nbs": IntRange(16, 64),
+        "cos_lr": Choice((True, False)),
+        "close_mosaic": Choice((0, 5)),
     }
     config = TuneConfig(
         data=tune_dataset,
@@ -107,7 +120,14 @@ def test_a_real_optuna_pruner_and_custom_space_are_accepted(tune_dataset, tmp_pa
     )
     assert config.pruner is pruner and config.params()["pruner"] == "ThresholdPruner"
     assert config.storage == tmp_path / "s.journal" and config.device == "0"
-    assert config.defaults() == {"optimizer": "auto", "warmup_epochs": 3.0, "lrf": 0.01}
+    assert config.defaults() == {
+        "optimizer": "auto",
+        "warmup_epochs": 3.0,
+        "lrf": 0.01,
+        "nbs": 64,
+        "cos_lr": False,
+        "close_mosaic": 10,
+    }
 
 
 def test_parse_search_space_short_and_long_forms():

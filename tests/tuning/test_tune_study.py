@@ -171,12 +171,18 @@ def test_a_study_resumes_from_its_storage_and_keeps_counting(tune_dataset, setti
 
 
 @pytest.mark.slow
-def test_a_failing_trial_fails_the_study_run_and_is_recorded(tune_dataset, settings):
-    space = {"optimizer": Choice(("NoSuchOptimizer",))}  # Ultralytics rejects it when the training starts
+def test_a_failing_trial_fails_the_study_run_and_is_recorded(tune_dataset, settings, monkeypatch):
+    from ultralytics.engine.trainer import BaseTrainer
+
+    def broken_optimizer(*args, **kwargs):  # a failure only the training itself can meet
+        raise RuntimeError("optimizer could not be built")
+
+    monkeypatch.setattr(BaseTrainer, "build_optimizer", broken_optimizer)
+    space = {"optimizer": Choice(("SGD",))}
     config = TuneConfig(
         data=tune_dataset, trials=2, epochs=1, search_space=space, study_name="failing", **TINY
     )
-    with pytest.raises(NotImplementedError, match="NoSuchOptimizer"):
+    with pytest.raises(RuntimeError, match="optimizer could not be built"):
         tune(config, progress=False)
 
     (trial,) = _load_study(settings, "failing").get_trials()  # the study stopped at the first failure
