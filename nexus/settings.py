@@ -41,6 +41,9 @@ class NexusSettings:
     mlflow_experiment: str = "nexus"
     device: str = "cpu"
     torch_threads: int | None = field(default_factory=lambda: _env_int("NEXUS_TORCH_THREADS"))
+    router_admin_token: str | None = field(
+        default_factory=lambda: os.environ.get("NEXUS_ROUTER_ADMIN_TOKEN", "").strip() or None, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.mlflow_tracking_uri is None:
@@ -57,7 +60,8 @@ class NexusSettings:
     @classmethod
     def from_env(cls) -> NexusSettings:
         """Build settings from ``NEXUS_HOME``, ``NEXUS_MLFLOW_TRACKING_URI``, ``NEXUS_MLFLOW_EXPERIMENT``,
-        ``NEXUS_DEVICE`` and ``NEXUS_TORCH_THREADS`` (training threads; all cores by default)."""
+        ``NEXUS_DEVICE``, ``NEXUS_TORCH_THREADS`` (training threads; all cores by default) and
+        ``NEXUS_ROUTER_ADMIN_TOKEN`` (the bearer token the canary router's admin endpoints ask for)."""
         home = Path(_env("NEXUS_HOME", ".nexus")).expanduser().resolve()
         return cls(
             home=home,

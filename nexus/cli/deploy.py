@@ -32,8 +32,14 @@ DEFAULT_ROUTER = os.environ.get("NEXUS_ROUTER_URL", "http://127.0.0.1:8080")
 def _call(method: str, router: str, path: str, body: dict | None = None) -> dict:
     import httpx
 
+    from nexus.settings import NexusSettings
+
+    token = NexusSettings.from_env().router_admin_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.request(method, f"{router.rstrip('/')}{path}", json=body, timeout=10.0)
+        response = httpx.request(
+            method, f"{router.rstrip('/')}{path}", json=body, headers=headers, timeout=10.0
+        )
     except httpx.HTTPError as error:
         raise NexusError(f"cannot reach the canary router at {router}: {type(error).__name__}") from error
     if response.status_code >= 400:

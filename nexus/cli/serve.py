@@ -150,6 +150,7 @@ def _serve_canary(
 
     from nexus.serving.launcher import PredictorProcess
     from nexus.serving.router import CanaryRouter, RollbackPolicy, Upstream, create_router_app
+    from nexus.settings import NexusSettings
 
     try:
         policy = RollbackPolicy(
@@ -195,11 +196,27 @@ def _serve_canary(
             f"{canary_version} {canary_percent:g}%",
             err=True,
         )
-        app = create_router_app(router, max_request_bytes=max_request_bytes)
+        admin_token = NexusSettings.from_env().router_admin_token
+        if admin_token is None and not _loopback(host):
+            typer.echo(
+                f"warning: anyone who reaches {host}:{port} can promote or roll back; set "
+                "NEXUS_ROUTER_ADMIN_TOKEN to require a bearer token",
+                err=True,
+            )
+        app = create_router_app(router, max_request_bytes=max_request_bytes, admin_token=admin_token)
         uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
     finally:
         for predictor in started:
             predictor.stop()
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _serve_split(

@@ -19,12 +19,14 @@ from nexus.serving.deployment import LocalDeployment, start_server
 from nexus.settings import NexusSettings
 
 
-def _live(record: LocalDeployment, path: str) -> bool:
+def _live(record: LocalDeployment, path: str, settings: NexusSettings) -> bool:
     """Tell a running canary router about the change; ``False`` when it cannot (then restart)."""
     if not record.is_running() or record.url is None:
         return False
+    token = settings.router_admin_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return httpx.post(f"{record.url}{path}", timeout=10.0).status_code == 200
+        return httpx.post(f"{record.url}{path}", headers=headers, timeout=10.0).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -85,7 +87,7 @@ def promote_deployment(settings: NexusSettings, deployment: str) -> LocalDeploym
     record.champion, record.challenger, record.canary_percent = record.challenger, None, 0.0
     record.record("promote", version=record.champion, previous=previous)
     record.save()
-    if record.is_running() and not _live(record, "/admin/promote"):
+    if record.is_running() and not _live(record, "/admin/promote", settings):
         start_server(record)
     return record
 
@@ -109,7 +111,7 @@ def rollback_deployment(settings: NexusSettings, deployment: str) -> LocalDeploy
         record.challenger, record.canary_percent = None, 0.0
         record.record("rollback", dropped=dropped, version=record.champion)
         record.save()
-        if record.is_running() and not _live(record, "/admin/rollback"):
+        if record.is_running() and not _live(record, "/admin/rollback", settings):
             start_server(record)
         return record
     restored = registry.rollback()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import random
 import threading
@@ -290,11 +291,16 @@ def pinned_version(path: str) -> tuple[str, str] | None:
 
 
 def create_router_app(
-    router: CanaryRouter, timeout_s: float = 30.0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    router: CanaryRouter,
+    timeout_s: float = 30.0,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    admin_token: str | None = None,
 ) -> FastAPI:
     """The router's ASGI app: admin endpoints, ``/metrics``, and a proxy for everything else.
 
-    Bodies over ``max_request_bytes`` are refused with a 413 before the router buffers them.
+    Bodies over ``max_request_bytes`` are refused with a 413 before the router buffers them. With
+    ``admin_token`` the endpoints that change the rollout (promote, rollback, traffic) answer 401
+    unless the request carries ``Authorization: Bearer <admin_token>``; status stays readable.
     """
     client_holder: dict[str, httpx.AsyncClient] = {}
 
@@ -317,16 +323,33 @@ def create_router_app(
     async def status() -> dict[str, Any]:
         return router.status()
 
-    @app.post("/admin/promote")
-    async def promote() -> dict[str, Any]:
-        return router.promote()
+    def refused(request: Request) -> JSONResponse | None:
+        """A 401 unless the request carries the admin token (when one is set)."""
+        if admin_token is None:
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), admin_token.encode()):
+            return None
+        message = "changing the rollout needs 'Authorization: Bearer <token>' (NEXUS_ROUTER_ADMIN_TOKEN)"
+        return JSONResponse(
+            {"error": message},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
-    @app.post("/admin/rollback")
-    async def rollback() -> dict[str, Any]:
-        return router.rollback(reason="manual")
+    @app.post("/admin/promote", response_model=None)
+    async def promote(request: Request) -> dict[str, Any] | JSONResponse:
+        return refused(request) or router.promote()
+
+    @app.post("/admin/rollback", response_model=None)
+    async def rollback(request: Request) -> dict[str, Any] | JSONResponse:
+        return refused(request) or router.rollback(reason="manual")
 
     @app.put("/admin/traffic")
     async def traffic(request: Request) -> JSONResponse:
+        denied = refused(request)
+        if denied is not None:
+            return denied
         try:
             body = await request.json()
             return JSONResponse(router.set_percent(float(body["percent"])))

@@ -88,11 +88,14 @@ def test_bad_requests_leave_the_record_unchanged(settings, action, error, messag
     assert not LocalDeployment.path_for(settings, NAME).exists()
 
 
-def test_served_canary_labels_versions_and_follows_promotion(settings, tmp_path, detect_onnx, jpegs, capsys):
+def test_served_canary_labels_versions_and_follows_promotion(
+    settings, tmp_path, detect_onnx, jpegs, capsys, monkeypatch
+):
     v1 = register(settings, tmp_path, detect_onnx)
     deploy_version(settings, NAME, v1, registered_model=NAME)
     v2 = register(settings, tmp_path, detect_onnx)
     deploy_version(settings, NAME, v2, 50, registered_model=NAME)
+    monkeypatch.setenv("NEXUS_ROUTER_ADMIN_TOKEN", "s3cret")  # the router started below asks for it
     assert main(["deploy", "up", NAME]) == 0
     record = LocalDeployment.load(settings, NAME)
     try:
@@ -108,7 +111,9 @@ def test_served_canary_labels_versions_and_follows_promotion(settings, tmp_path,
             assert response.status_code == 200
             seen.add(response.headers["X-Model-Version"])
         assert seen == {f"v{v1}", f"v{v2}"}
+        assert httpx.post(f"{record.url}/admin/promote", timeout=10).status_code == 401
         assert main(["registry", "promote", "--deployment", NAME]) == 0
+        assert LocalDeployment.load(settings, NAME).pid == record.pid  # promoted live, not restarted
         for user in range(4):
             response = httpx.post(
                 f"{record.url}/v1/models/{NAME}:predict",

@@ -121,6 +121,43 @@ def test_promote_and_rollback_through_the_cli(canary, jpegs, capsys):
     assert nexus_main(["deploy", "status", "--router", f"http://127.0.0.1:{free_port()}"]) == 2
 
 
+def test_an_admin_token_guards_changes_to_the_rollout(predictor, challenger, jpegs, monkeypatch, capsys):
+    router = CanaryRouter(
+        Upstream("v1", predictor.url),
+        Upstream("v2", challenger.url),
+        percent=50,
+        policy=RollbackPolicy(False),
+    )
+    with RouterThread(router, admin_token="s3cret") as running:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+            for method, path, body in (
+                ("POST", "/admin/promote", None),
+                ("POST", "/admin/rollback", None),
+                ("PUT", "/admin/traffic", {"percent": 100}),
+            ):
+                denied = httpx.request(method, f"{running.url}{path}", json=body, headers=headers)
+                assert denied.status_code == 401 and "NEXUS_ROUTER_ADMIN_TOKEN" in denied.json()["error"]
+        assert router.percent == 50 and router.challenger is not None  # nothing changed
+        assert httpx.get(f"{running.url}/admin/status").status_code == 200  # reading stays open
+        assert predict(running.url, jpegs[0], "anyone").status_code == 200  # so does inference
+        assert nexus_main(["deploy", "traffic", "100", "--router", running.url]) == 2
+        assert "router answered 401" in capsys.readouterr().err
+        monkeypatch.setenv("NEXUS_ROUTER_ADMIN_TOKEN", "s3cret")
+        assert nexus_main(["deploy", "traffic", "100", "--router", running.url]) == 0
+        assert nexus_main(["deploy", "promote", "--router", running.url]) == 0
+        assert router.champion.version == "v2" and router.challenger is None
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False), ("10.0.0.5", False)],
+)
+def test_serve_warns_about_an_open_admin_only_off_loopback(host, loopback):
+    from nexus.cli.serve import _loopback
+
+    assert _loopback(host) is loopback
+
+
 def test_a_dead_challenger_is_rolled_back_automatically(canary, jpegs):
     policy = RollbackPolicy(window=20, min_requests=4, max_error_rate_margin=0.1)
     dead = f"http://127.0.0.1:{free_port()}"
