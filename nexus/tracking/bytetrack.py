@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from nexus.detections import Detections
 from nexus.tracking.matching import iou_matrix, linear_assignment
-from nexus.tracking.track_table import LOST, NEW, TRACKED, Tracker, class_gate, scores_of
+from nexus.tracking.track_table import LOST, NEW, TRACKED, Tracker, check_scores, class_gate, scores_of
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,15 @@ class ByteTrackConfig:
                 f"need 0 <= low_threshold ({self.low_threshold}) <= high_threshold "
                 f"({self.high_threshold}) <= 1"
             )
+        check_scores(self, "new_track_threshold")
         for name in ("match_iou", "low_match_iou", "new_match_iou"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.lost_track_buffer < 0 or self.frame_rate <= 0:
-            raise ValueError("lost_track_buffer must be >= 0 frames and frame_rate > 0 fps")
+        if self.lost_track_buffer < 0 or not (self.frame_rate > 0 and math.isfinite(self.frame_rate)):
+            raise ValueError(
+                f"lost_track_buffer must be >= 0 frames and frame_rate a finite fps > 0, got "
+                f"{self.lost_track_buffer} and {self.frame_rate}"
+            )
 
     @property
     def max_time_lost(self) -> int:

@@ -7,6 +7,7 @@ exponential moving average of its features (the StrongSORT refinement of DeepSOR
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from nexus.detections import Detections
 from nexus.tracking import kalman
 from nexus.tracking.matching import iou_matrix, linear_assignment
 from nexus.tracking.reid import Embedder
-from nexus.tracking.track_table import NEW, TRACKED, Tracker, class_gate, scores_of
+from nexus.tracking.track_table import NEW, TRACKED, Tracker, check_scores, class_gate, scores_of
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,18 @@ class DeepSORTConfig:
     class_aware: bool = False
 
     def __post_init__(self) -> None:
+        check_scores(self, "min_confidence")
+        if not 0 <= self.match_iou < 1:
+            raise ValueError(f"match_iou must be in [0, 1), got {self.match_iou}")
         if not 0 < self.max_cosine_distance <= 2:
             raise ValueError(f"max_cosine_distance must be in (0, 2], got {self.max_cosine_distance}")
         if not 0 <= self.feature_momentum < 1:
             raise ValueError(f"feature_momentum must be in [0, 1), got {self.feature_momentum}")
-        if self.max_age < 0 or self.n_init < 1 or self.gate <= 0:
-            raise ValueError("need max_age >= 0, n_init >= 1 and gate > 0")
+        if self.max_age < 0 or self.n_init < 1 or not (self.gate > 0 and math.isfinite(self.gate)):
+            raise ValueError(
+                f"need max_age >= 0, n_init >= 1 and a finite gate > 0, got {self.max_age}, {self.n_init}, "
+                f"{self.gate}"
+            )
 
 
 class DeepSORTTracker(Tracker):

@@ -7,6 +7,7 @@ gap, re-running the filter over a straight virtual path between the two observat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from nexus.detections import Detections
 from nexus.tracking import kalman
 from nexus.tracking.matching import iou_matrix, linear_assignment
-from nexus.tracking.track_table import NEW, TRACKED, Tracker, class_gate, scores_of
+from nexus.tracking.track_table import NEW, TRACKED, Tracker, check_scores, class_gate, scores_of
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,13 @@ class OCSORTConfig:
     class_aware: bool = False
 
     def __post_init__(self) -> None:
+        check_scores(self, "min_confidence", "new_track_threshold")
         if not 0 <= self.match_iou < 1:
             raise ValueError(f"match_iou must be in [0, 1), got {self.match_iou}")
         if self.max_age < 0 or self.min_hits < 1 or self.delta_t < 1:
             raise ValueError("need max_age >= 0, min_hits >= 1 and delta_t >= 1")
-        if self.inertia < 0:
-            raise ValueError(f"inertia must be >= 0, got {self.inertia}")
+        if not (self.inertia >= 0 and math.isfinite(self.inertia)):
+            raise ValueError(f"inertia must be a finite number >= 0, got {self.inertia}")
 
 
 def _centers(boxes: np.ndarray) -> np.ndarray:

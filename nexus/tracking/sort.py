@@ -8,7 +8,7 @@ import numpy as np
 
 from nexus.detections import Detections
 from nexus.tracking.matching import iou_matrix, linear_assignment
-from nexus.tracking.track_table import NEW, TRACKED, Tracker, class_gate, scores_of
+from nexus.tracking.track_table import NEW, TRACKED, Tracker, check_scores, class_gate, scores_of
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class SORTConfig:
     class_aware: bool = False
 
     def __post_init__(self) -> None:
+        check_scores(self, "min_confidence")
         if not 0 <= self.match_iou < 1:
             raise ValueError(f"match_iou must be in [0, 1), got {self.match_iou}")
         if self.max_age < 0 or self.min_hits < 1:

@@ -164,6 +164,22 @@ def scores_of(detections: Detections) -> np.ndarray:
     return detections.confidence.astype(np.float64)
 
 
+def check_scores(config: object, *names: str) -> None:
+    """Raise ``ValueError`` unless each named score threshold of ``config`` lies in [0, 1].
+
+    A threshold above 1 (or NaN) silently drops every detection, so the tracker reports no track.
+
+    Example:
+        >>> check_scores(SimpleNamespace(min_confidence=1.5), "min_confidence")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ValueError: min_confidence must be a score in [0, 1], got 1.5
+    """
+    for name in names:
+        value = getattr(config, name)
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a score in [0, 1], got {value}")
+
+
 def class_gate(track_classes: np.ndarray, det_classes: np.ndarray) -> np.ndarray:
     """Boolean ``(tracks, detections)``: True where the classes differ (such pairs must not match)."""
     return track_classes[:, None] != det_classes[None, :]

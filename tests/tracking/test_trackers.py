@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,17 @@ def test_unknown_tracker_name() -> None:
         (lambda: SORTConfig(match_iou=1.5), "match_iou must be in"),
         (lambda: OCSORTConfig(delta_t=0), "delta_t >= 1"),
         (lambda: DeepSORTConfig(feature_momentum=1.0), "feature_momentum"),
+        (lambda: ByteTrackConfig(new_track_threshold=5.0), r"new_track_threshold must be a score in \[0, 1"),
+        (lambda: ByteTrackConfig(frame_rate=math.nan), "frame_rate a finite fps > 0, got 30 and nan"),
+        (lambda: ByteTrackConfig(frame_rate=math.inf), "frame_rate a finite fps > 0, got 30 and inf"),
+        (lambda: SORTConfig(min_confidence=1.5), r"min_confidence must be a score in \[0, 1\], got 1.5"),
+        (lambda: SORTConfig(min_confidence=math.nan), "min_confidence must be a score"),
+        (lambda: OCSORTConfig(new_track_threshold=2), "new_track_threshold must be a score"),
+        (lambda: OCSORTConfig(min_confidence=-1), "min_confidence must be a score"),
+        (lambda: OCSORTConfig(inertia=math.nan), "inertia must be a finite number >= 0, got nan"),
+        (lambda: DeepSORTConfig(min_confidence=2), "min_confidence must be a score"),
+        (lambda: DeepSORTConfig(match_iou=5), r"match_iou must be in \[0, 1\), got 5"),
+        (lambda: DeepSORTConfig(gate=math.nan), "a finite gate > 0, got 30, 3, nan"),
     ],
 )
 def test_config_validation(factory, message: str) -> None:
