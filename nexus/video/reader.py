@@ -231,13 +231,17 @@ class VideoFileSource:
             >>> VideoFileSource("clip.mp4").frame_at(2.0).index  # doctest: +SKIP
             60
         """
-        if time < 0:
-            raise ValueError(f"time must be >= 0 seconds, got {time}")
+        if not (math.isfinite(time) and time >= 0):
+            raise ValueError(f"time must be a finite number of seconds >= 0, got {time}")
         container = open_container(self.path)
         try:
             stream = container.streams.video[0]
             fps = stream_fps(stream) or 1.0
-            _seek_before(container, stream, time)
+            try:
+                _seek_before(container, stream, time)
+            except OverflowError:  # a time no container timestamp can hold
+                message = f"no frame at {time:.3f} s (past the end of the video)"
+                raise VideoError(message, path=self.path) from None
             previous: av.VideoFrame | None = None
             for frame in self._decode(container, stream):
                 frame_time = _frame_time(frame, stream)

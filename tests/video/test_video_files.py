@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import av
@@ -59,6 +60,14 @@ def test_frame_at_seeks_exactly(clip: Path, time: float) -> None:
 def test_frame_at_past_the_end_is_an_error(clip: Path) -> None:
     with pytest.raises(VideoError, match=r"clip\.mp4: no frame at 9\.000 s"):
         VideoFileSource(clip).frame_at(9.0)
+    with pytest.raises(VideoError, match=r"clip\.mp4: no frame at 1000.*\.000 s \(past the end"):
+        VideoFileSource(clip).frame_at(1e300)
+
+
+@pytest.mark.parametrize("time", [-1.0, math.nan, math.inf])
+def test_frame_at_a_time_that_is_not_a_time(clip: Path, time: float) -> None:
+    with pytest.raises(ValueError, match=f"time must be a finite number of seconds >= 0, got {time}"):
+        VideoFileSource(clip).frame_at(time)
 
 
 def test_fast_bgr_matches_pyav_bgr24(clip: Path) -> None:
