@@ -37,7 +37,9 @@ def api_command(
         nexus api migrate
         nexus api create-user --username alice --role admin --password '...'
     """
-    from nexus.service.settings import ServiceSettings
+    from pydantic import ValidationError
+
+    from nexus.service.settings import ServiceSettings, settings_problems
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -46,7 +48,10 @@ def api_command(
         overrides["port"] = port
     if workers is not None:
         overrides["workers"] = workers
-    settings = ServiceSettings(**overrides)
+    try:
+        settings = ServiceSettings(**overrides)
+    except ValidationError as error:
+        raise NexusError(f"bad service settings: {settings_problems(error)}") from None
     if action == "serve":
         _serve(settings)
     elif action in {"migrate", "downgrade"}:
@@ -89,14 +94,21 @@ def _serve(settings) -> None:
 
 
 async def _migrate(settings, revision: str, action: str) -> None:
+    from alembic.util.exc import CommandError
+
     from nexus.service.db import create_engine
-    from nexus.service.migrate import current_revision, migrate
+    from nexus.service.migrate import current_revision, migrate, revisions
 
     assert settings.database_url is not None
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = create_engine(settings.database_url)
     try:
-        await migrate(engine, revision, downgrade=action == "downgrade")
+        try:
+            await migrate(engine, revision, downgrade=action == "downgrade")
+        except CommandError as error:  # an unknown revision, or one on the wrong side of the current one
+            raise NexusError(
+                f"cannot {action} to {revision!r}: {error} (revisions: {', '.join(revisions())}, head, base)"
+            ) from None
         typer.echo(f"database at revision {await current_revision(engine)}")
     finally:
         await engine.dispose()

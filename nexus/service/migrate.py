@@ -42,6 +42,19 @@ async def migrate(engine: AsyncEngine, revision: str = "head", *, downgrade: boo
         await connection.run_sync(_apply)
 
 
+def revisions() -> list[str]:
+    """Every migration's revision id, oldest first.
+
+    Example:
+        >>> revisions()[0]
+        '0001'
+    """
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite+aiosqlite://"))
+    return [script.revision for script in reversed(list(scripts.walk_revisions()))]
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or ``None`` for an empty database."""
     from alembic.runtime.migration import MigrationContext

@@ -6,12 +6,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nexus.errors import NexusError
 
 DEV_SECRET = "nexus-development-secret-change-me-0123456789"
+
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+_DATABASE_URL_EXAMPLES = "sqlite:///path/nexus.db or postgresql://user:password@host:5432/nexus"
 
 
 class ServiceSettings(BaseSettings):
@@ -87,6 +99,20 @@ class ServiceSettings(BaseSettings):
     run_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
     run_cancel_grace_seconds: float = Field(default=5.0, ge=0, le=600)
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        """The async driver for a plain ``sqlite://`` or ``postgresql://`` URL; other schemes refused."""
+        if url is None:
+            return None
+        scheme, separator, rest = url.strip().partition("://")
+        if not separator:
+            raise ValueError(f"{url!r} is not a database URL; use {_DATABASE_URL_EXAMPLES}")
+        driver = _ASYNC_DRIVERS.get(scheme.lower())
+        if driver is None:
+            raise ValueError(f"database scheme {scheme!r} is not supported; use {_DATABASE_URL_EXAMPLES}")
+        return f"{driver}://{rest}"
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> ServiceSettings:
         if self.database_url is None:
@@ -114,6 +140,26 @@ class ServiceSettings(BaseSettings):
         if self.env == "production":
             raise NexusError("NEXUS_API_SECRET_KEY must be set when NEXUS_API_ENV=production")
         return DEV_SECRET
+
+
+def settings_problems(error: ValidationError) -> str:
+    """One line per bad setting, naming its environment variable, for a CLI error.
+
+    Example:
+        >>> try:
+        ...     ServiceSettings(port=0)
+        ... except ValidationError as error:
+        ...     print(settings_problems(error))
+        port (NEXUS_API_PORT): Input should be greater than or equal to 1, got 0
+    """
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        where = f"{field} (NEXUS_API_{field.upper()}): " if field else ""
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        got = f", got {problem['input']!r}" if field and "input" in problem else ""
+        lines.append(f"{where}{message}{got}")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)
