@@ -6,6 +6,7 @@ import collections
 import contextlib
 import importlib
 import io
+import math
 import os
 import re
 import sys
@@ -63,6 +64,21 @@ class PipelineFailed(RuntimeError):
         self.reason = reason
 
 
+# Parameters checked before any step runs (the gate and deploy steps come after minutes of training):
+# name -> (test, what is allowed). NaN would make every ``map50 < min_map50`` false and pass the gate.
+_RULES: dict[str, tuple[Any, str]] = {
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "tune_epochs": (lambda v: v >= 1, "at least 1"),
+    "tune_trials": (lambda v: v >= 0, "0 (no tuning) or more"),
+    "batch": (lambda v: v >= 1, "at least 1"),
+    "imgsz": (lambda v: 32 <= v <= 4096 and v % 32 == 0, "a multiple of 32 between 32 and 4096, e.g. 160"),
+    "seed": (lambda v: v >= 0, "0 or more"),
+    "min_map50": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
+    "max_regression": (lambda v: -1.0 <= v <= 1.0, "between -1 and 1 (mAP50 it may lose to the champion)"),
+    "canary_percent": (lambda v: 0.0 < v <= 100.0, "above 0 and at most 100"),
+    "deploy_target": (lambda v: v in ("local", "kserve"), "'local' or 'kserve'"),
+}
+
 _ERROR_LINE = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception|Failed)):\s+(.+)$")
 
 
@@ -97,7 +113,8 @@ def coerce_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Check names against the pipeline's parameters and convert values to their declared types.
 
     Raises:
-        NexusError: an unknown parameter, or a value that is not of the parameter's type.
+        NexusError: an unknown parameter, a value that is not of the parameter's type, a NaN or
+            infinite float, or a value outside what the parameter allows (e.g. ``epochs=0``).
     """
     inputs = load_pipeline(name).component_spec.inputs or {}
     converters = {"Float": float, "Integer": int, "String": str, "Boolean": bool}
@@ -117,7 +134,11 @@ def coerce_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         }.get(kind, True)
         if not ok:
             raise NexusError(f"parameter {key!r} of pipeline {name!r} must be of type {kind}, got {value!r}")
-        coerced[key] = converters[kind](value) if kind in converters else value
+        value = converters[kind](value) if kind in converters else value
+        test, allowed = _RULES.get(key, (lambda v: True, "a finite number"))
+        if (isinstance(value, float) and not math.isfinite(value)) or not test(value):
+            raise NexusError(f"parameter {key!r} of pipeline {name!r} must be {allowed}, got {value!r}")
+        coerced[key] = value
     return coerced
 
 
