@@ -8,6 +8,7 @@ delta-rs transaction (:func:`commit_staged`) and removes the staging folder.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -23,6 +24,26 @@ WriteMode = Literal["append", "overwrite"]
 
 class BatchError(NexusError):
     """A batch job's input, model or output table is unusable."""
+
+
+# Spark master URLs: local, local[4], local[*], local[4,2], local-cluster[2,1,1024], spark://, k8s://, yarn.
+_MASTER = re.compile(
+    r"^(local(\[(\*|[1-9]\d*)(\s*,\s*[1-9]\d*)?\])?|local-cluster\[[1-9]\d*,[1-9]\d*,[1-9]\d*\]"
+    r"|(spark|k8s|mesos)://\S+|yarn)$"
+)
+
+
+def check_master(master: str) -> None:
+    """Refuse a Spark master Spark cannot start (it fails late with a Java gateway traceback).
+
+    Example:
+        >>> check_master("local[2]")
+    """
+    if not isinstance(master, str) or not _MASTER.match(master):
+        raise BatchError(
+            f"master={master!r} is not a Spark master; pass local, local[N], local[*], spark://host:7077, "
+            "k8s://https://host or yarn"
+        )
 
 
 def result_schema(leading: list[tuple[str, Any]]):

@@ -27,6 +27,7 @@ from typing import Any
 from nexus.batch.jobs import (
     BatchError,
     WriteMode,
+    check_master,
     commit_staged,
     detector_for,
     prepare_job,
@@ -97,6 +98,7 @@ class BatchPredictConfig:
             raise BatchError(f"imgsz must be between 32 and {MAX_IMGSZ}, got {self.imgsz}")
         if self.mode not in ("append", "overwrite"):
             raise BatchError(f"mode must be append or overwrite, got {self.mode!r}")
+        check_master(self.master)
         if "://" not in str(self.images) and not Path(self.images).exists():
             raise BatchError("no such folder of images", path=self.images)
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from nexus.batch.jobs import (
     BatchError,
     WriteMode,
+    check_master,
     commit_staged,
     detector_for,
     prepare_job,
@@ -96,6 +97,7 @@ class BatchTrackConfig:
             raise BatchError("no such folder of videos", path=self.videos)
         if self.mode not in ("append", "overwrite"):
             raise BatchError(f"mode must be append or overwrite, got {self.mode!r}")
+        check_master(self.master)
         try:
             self.process_request()
         except ValidationError as error:

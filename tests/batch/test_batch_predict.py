@@ -117,6 +117,8 @@ def test_cli_prints_the_result_as_json(spark, detect_onnx, image_folder, tmp_pat
         ({"batch_size": 0}, BatchError, "batch_size"),
         ({"imgsz": 100_000}, BatchError, "imgsz must be between 32 and 4096, got 100000"),
         ({"mode": "merge"}, BatchError, "append or overwrite"),
+        ({"master": "nonsense"}, BatchError, r"master='nonsense' is not a Spark master; pass local"),
+        ({"master": "local[0]"}, BatchError, r"master='local\[0\]' is not a Spark master"),
     ],
 )
 def test_bad_settings_say_what_to_change(kwargs, error, words, image_folder, detect_onnx, tmp_path):

@@ -79,6 +79,8 @@ def test_cli_and_bad_input(spark, detect_onnx, clips, tmp_path, capsys):
 
     assert main([*argv, "--tracker", "kalman"]) == 2
     assert "tracker" in capsys.readouterr().err
+    assert main([*argv, "--master", "sparkk://host:7077"]) == 2
+    assert "master='sparkk://host:7077' is not a Spark master" in capsys.readouterr().err
     assert (
         main(["batch", "track", str(tmp_path / "none"), "--model", str(detect_onnx), "--table", str(table)])
         == 2
