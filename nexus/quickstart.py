@@ -36,6 +36,29 @@ class QuickstartConfig:
     model: str = "yolov8n.yaml"
     batch: int = 16
 
+    def __post_init__(self) -> None:
+        """Check every size before the dataset is written: a later run would reuse that dataset."""
+        from nexus.errors import ModelLoadError, NexusError
+        from nexus.training.config import model_kind
+
+        checks = [
+            (self.images >= 2, f"images={self.images} must be at least 2 (one train and one val)"),
+            (
+                32 <= self.imgsz <= 4096 and self.imgsz % 32 == 0,
+                f"imgsz={self.imgsz} must be a multiple of 32 (the model stride) up to 4096, e.g. 160",
+            ),
+            (self.epochs >= 1, f"epochs={self.epochs} must be at least 1"),
+            (self.batch >= 1, f"batch={self.batch} must be at least 1"),
+            (self.seed >= 0, f"seed={self.seed} must be 0 or more"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise NexusError(message)
+        if model_kind(self.model) == "weights" and not Path(self.model).expanduser().is_file():
+            raise ModelLoadError(
+                "file not found; pass an existing .pt file or an architecture YAML", path=self.model
+            )
+
 
 def run_quickstart(
     config: QuickstartConfig, settings: NexusSettings | None = None, log=print

@@ -22,3 +22,22 @@ def test_quickstart_runs_every_step_and_writes_a_summary(tmp_path, capsys, monke
     assert list(summary["seconds"]) == ["dataset", "train", "export", "evaluate", "predict"]
     assert (workdir / "eval" / "onnx" / "confusion_matrix.png").is_file()
     assert '"evaluation"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--imgsz", "100"], "imgsz=100 must be a multiple of 32"),
+        (["--epochs", "0"], "epochs=0 must be at least 1"),
+        (["--images", "1"], "images=1 must be at least 2"),
+        (["--seed", "-1"], "seed=-1 must be 0 or more"),
+        (["--model", "x.onnx"], "model 'x.onnx' is neither an architecture YAML"),
+        (["--model", "missing.pt"], "missing.pt: file not found"),
+    ],
+)
+def test_bad_options_are_refused_before_the_dataset_is_written(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.setenv("NEXUS_HOME", str(tmp_path / "home"))
+    workdir = tmp_path / "qs"
+    assert main(["quickstart", "--workdir", str(workdir), "--images", "8", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not workdir.exists()  # a dataset left there would be reused by the next quickstart
