@@ -15,6 +15,7 @@ from nexus.tuning.space import (
     DEFAULT_SEARCH_SPACE,
     ParamSpec,
     TuneConfigError,
+    check_fixed,
     check_search_space,
     ultralytics_defaults,
 )
@@ -134,6 +135,7 @@ class TuneConfig:
                 f"extra sets {', '.join(clashing)}, which TuneConfig controls (every trial validates each "
                 "epoch for pruning); use its fields instead"
             )
+        check_fixed(self.extra)
         both = sorted(set(self.extra) & set(self.search_space))
         if both:
             raise TuneConfigError(

@@ -210,7 +210,7 @@ def check_param(name: str, spec: Any, *, field: str = "search_space") -> None:
                 value = _number(choice, f"{where} choice")
                 if integer and not value.is_integer():
                     raise TuneConfigError(f"{where}: choice {choice!r} must be a whole number for {name}")
-                _check_bounds(name, value, value, where)
+                _check_bounds(name, value, value, where, "drop that choice")
         return
     if not isinstance(spec, FloatRange | IntRange):
         raise TuneConfigError(
@@ -233,20 +233,45 @@ def check_param(name: str, spec: Any, *, field: str = "search_space") -> None:
         raise TuneConfigError(
             f"{where}: a log range needs low > 0, got low={spec.low!r}; raise low or drop log"
         )
-    _check_bounds(name, low, high, where)
+    _check_bounds(name, low, high, where, "narrow the range")
 
 
-def _check_bounds(name: str, low: float, high: float, where: str) -> None:
+def _check_bounds(name: str, low: float, high: float, where: str, fix: str) -> None:
     if name not in _BOUNDS:
         return
     lowest, highest, inclusive = _BOUNDS[name]
     too_low = low < lowest or (low == lowest and not inclusive)
     if too_low or high > highest:
         interval = f"{'[' if inclusive else '('}{lowest:g}, {highest:g}]"
-        single = low == high  # one Choice value
-        shown = f"{low:g}" if single else f"{low:g}..{high:g}"
-        fix = "drop that choice" if single else "narrow the range"
+        shown = f"{low:g}" if low == high else f"{low:g}..{high:g}"
         raise TuneConfigError(f"{where}: {shown} leaves the valid values of {name} {interval}; {fix}")
+
+
+def check_fixed(values: Mapping[str, Any], *, field: str = "extra") -> None:
+    """Raise ``TuneConfigError`` for a fixed train argument Ultralytics does not know or would refuse.
+
+    Checked up front: otherwise every trial fails and is recorded as FAIL in the study.
+
+    Example:
+        >>> check_fixed({"mixup": 0.1, "plots": False})  # {"mixup": 3.0} raises: mixup lies in [0, 1]
+    """
+    known = ultralytics_defaults()
+    for name, value in values.items():
+        where = f"{field}[{name!r}]"
+        if known and name not in known:
+            raise TuneConfigError(
+                f"{where}: {name!r} is not an Ultralytics train argument (see "
+                "https://docs.ultralytics.com/modes/train/#train-settings); remove it"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TuneConfigError(f"{where}={value!r} must be a finite number")
+        if name == "optimizer" and value not in OPTIMIZERS:
+            raise TuneConfigError(
+                f"{where}: {value!r} is not an Ultralytics optimizer; use {', '.join(OPTIMIZERS)}"
+            )
+        if name in _BOUNDS:
+            number = _number(value, where)
+            _check_bounds(name, number, number, where, "change it")
 
 
 def check_search_space(space: Any, *, field: str = "search_space") -> dict[str, ParamSpec]:
