@@ -36,6 +36,7 @@ from nexus.serving.protocol import (
     ParsedRequest,
     build_v1_response,
     build_v2_response,
+    check_class_ids,
     image_result,
     model_io_spec,
     parse_v1,
@@ -219,6 +220,7 @@ class DetectionPredictor(kserve.Model):
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> ParsedRequest:
         parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
+        check_class_ids(parsed.options, self._metadata().names)
         if len(parsed.images) > self.config.max_images_per_request:
             raise InvalidInput(
                 f"request carries {len(parsed.images)} images; the limit is "

@@ -51,6 +51,7 @@ from nexus.serving.protocol import (
     JsonInferResponse,
     build_v1_response,
     build_v2_response,
+    check_class_ids,
     decode_v2_response,
     image_result,
     model_io_spec,
@@ -356,6 +357,7 @@ class DetectionTransformer(kserve.Model):
         assert self.detector is not None
         parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
         detector = self.detector
+        check_class_ids(parsed.options, detector.metadata.names)
 
         def decode_and_letterbox() -> tuple[list[np.ndarray], np.ndarray, list]:
             images = []

@@ -123,6 +123,11 @@ def test_bad_image_bytes_are_4xx(predictor, jpegs, kind, transport):
         ("parameters a string", lambda u: v1(u, [{"b64": "AA=="}], "confidence=0.4"), "object"),
         ("max_det a fraction", lambda u: v1(u, [{"b64": "AA=="}], {"max_det": 2.5}), "whole number"),
         ("negative class id", lambda u: v1(u, [{"b64": "AA=="}], {"classes": [-1]}), ">= 0"),
+        (
+            "class id the model lacks",
+            lambda u: v1(u, [{"b64": "AA=="}], {"classes": [1, 99]}),
+            "'classes' [99] are not classes of this model (it has 3: ids 0..2)",
+        ),
         ("agnostic not a flag", lambda u: v1(u, [{"b64": "AA=="}], {"agnostic": "yes"}), "true or false"),
         (
             "uint8 value out of range",

@@ -99,6 +99,8 @@ def test_transformer_rejects_bad_images_and_the_predictor_bad_tensors(split):
     transformer, tensor_predictor = split
     response = v1(transformer.url, [{"b64": b64(b"junk")}])
     assert response.status_code == 400 and "decodable" in response.json()["error"]
+    response = v1(transformer.url, [{"b64": b64(b"junk")}], {"classes": [99]})
+    assert response.status_code == 400 and "[99] are not classes of this model" in response.json()["error"]
     bad_tensor = {
         "inputs": [{"name": "input", "shape": [1, 2, 4, 4], "datatype": "FP32", "data": [0.0] * 32}]
     }
