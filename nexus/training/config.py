@@ -32,6 +32,7 @@ RESERVED_EXTRA_KEYS = frozenset(
         "verbose",
     }
 )
+MAX_IMGSZ = 4096  # as inference (nexus.inference.detector.MAX_IMGSZ) and the service's schemas
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -126,6 +127,8 @@ class TrainConfig:
                 raise NexusError(f"{key}={value!r} must be an integer")
         if self.epochs < 1:
             raise NexusError(f"epochs={self.epochs} must be at least 1")
+        if self.imgsz > MAX_IMGSZ:
+            raise NexusError(f"imgsz={self.imgsz} must be at most {MAX_IMGSZ}, e.g. 160 or 640")
         if self.imgsz < 32 or self.imgsz % 32:
             raise NexusError(
                 f"imgsz={self.imgsz} must be a multiple of 32 (the model stride), e.g. 160 or 640"
@@ -155,6 +158,9 @@ class TrainConfig:
             raise NexusError(
                 f"extra sets {', '.join(clashing)}, which TrainConfig controls; use its fields instead"
             )
+        from nexus.tuning.space import check_fixed  # lazily: nexus.tuning imports this module
+
+        check_fixed(self.extra)  # unknown names and out-of-range values, before the MLflow run starts
         if str(self.extra.get("amp", False)).lower() in {"true", "fp16"} and indices:
             raise NexusError(
                 "amp=True/'fp16' runs Ultralytics' AMP check, which downloads yolo26n.pt; pass "

@@ -122,6 +122,11 @@ def test_ddp_needs_valid_indices() -> None:
         ({"extra": {"epochs": 3}}, "TrainConfig controls"),
         ({"device": "0,1", "batch": 5}, "multiple of the 2 GPUs"),
         ({"device": "0", "extra": {"amp": True}}, "bf16"),
+        ({"imgsz": 320_000}, "imgsz=320000 must be at most 4096"),
+        ({"extra": {"mosaic": 5}}, r"extra\['mosaic'\]: 5 leaves the valid values of mosaic"),
+        ({"extra": {"lr_zero": 0.1}}, "'lr_zero' is not an Ultralytics train argument"),
+        ({"extra": {"optimizer": "Adamm"}}, "'Adamm' is not an Ultralytics optimizer"),
+        ({"extra": {"lr0": float("nan")}}, "must be a finite number"),
     ],
 )
 def test_field_validation(detect_dataset: Path, changes: dict, message: str) -> None:
