@@ -7,6 +7,7 @@ A failure midway leaves the output folder as it was.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,8 @@ from nexus.datasets.images import verify_image
 from nexus.datasets.labels import format_box_row, format_polygon_row
 from nexus.datasets.yolo import DATASET_YAML, SPLITS, TASKS, YoloDataset
 from nexus.errors import DatasetError, ImageDecodeError
+
+logger = logging.getLogger(__name__)
 
 _WRITTEN_PARTS = ("images", "labels", DATASET_YAML)
 
@@ -106,12 +109,16 @@ def _unique_name(file_name: str, taken: set[str]) -> str:
     return name
 
 
-def _label_text(sample: Sample, task: str, width: int, height: int) -> str:
+def _label_text(sample: Sample, task: str, width: int, height: int) -> tuple[str, int]:
+    """The label file's text and how many objects were dropped for lying wholly outside the image
+    (clipping would leave a zero-size box)."""
     rows = []
+    outside = 0
     for ann in sample.annotations:
         x1, y1, x2, y2 = ann.xyxy
         if min(x2, width) <= max(x1, 0) or min(y2, height) <= max(y1, 0):
-            continue  # wholly outside the image: clipping would leave a zero-size box
+            outside += 1
+            continue
         if task == "segment":
             polygon = ann.polygon
             if polygon is None or len(polygon) < 3:
@@ -120,7 +127,7 @@ def _label_text(sample: Sample, task: str, width: int, height: int) -> str:
             rows.append(format_polygon_row(ann.class_id, polygon, width, height))
         else:
             rows.append(format_box_row(ann.class_id, ann.xyxy, width, height))
-    return "".join(row + "\n" for row in rows)
+    return "".join(row + "\n" for row in rows), outside
 
 
 def _write_split(
@@ -130,6 +137,7 @@ def _write_split(
     image_dir.mkdir(parents=True)
     label_dir.mkdir(parents=True)
     taken: set[str] = set()
+    outside: dict[str, int] = {}
     for sample in samples:
         where = str(sample.image) if isinstance(sample.image, Path) else sample.file_name
         for ann in sample.annotations:
@@ -145,8 +153,17 @@ def _write_split(
             width, height = sample.size
         name = _unique_name(sample.file_name, taken)
         (image_dir / name).write_bytes(data)
-        (label_dir / Path(name).with_suffix(".txt")).write_text(
-            _label_text(sample, task, width, height), encoding="utf-8"
+        text, dropped = _label_text(sample, task, width, height)
+        (label_dir / Path(name).with_suffix(".txt")).write_text(text, encoding="utf-8")
+        if dropped:
+            outside[where] = dropped
+    if outside:
+        logger.warning(
+            "%s: dropped %d object(s) lying wholly outside their image, in %d image(s) (e.g. %s)",
+            split,
+            sum(outside.values()),
+            len(outside),
+            ", ".join(list(outside)[:3]),
         )
 
 

@@ -188,7 +188,9 @@ def test_coco_inconsistencies_are_named(
     assert import_dataset(root, out).names == {0: "x"}
 
 
-def test_coco_boxes_wholly_outside_their_image_are_dropped(shapes: YoloDataset, tmp_path: Path) -> None:
+def test_coco_boxes_wholly_outside_their_image_are_dropped(
+    shapes: YoloDataset, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "coco"
     (root / "images").mkdir(parents=True)
     for name in ("a.jpg", "b.jpg"):
@@ -209,6 +211,9 @@ def test_coco_boxes_wholly_outside_their_image_are_dropped(shapes: YoloDataset, 
     rows = [row.split() for label in out.glob("labels/*/a.txt") for row in label.read_text().splitlines()]
     assert len(rows) == 2
     assert all(float(row[3]) > 0 and float(row[4]) > 0 for row in rows)
+    (warning,) = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert "dropped 2 object(s) lying wholly outside their image, in 1 image(s)" in warning
+    assert "a.jpg" in warning
 
 
 def test_single_image_cannot_be_split(shapes: YoloDataset, tmp_path: Path) -> None:
