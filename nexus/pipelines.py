@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus.errors import NexusError
+from nexus.inference.metadata import MAX_IMGSZ
 
 PIPELINES = {
     "training": ("pipelines.training", "training_pipeline"),
@@ -71,7 +72,10 @@ _RULES: dict[str, tuple[Any, str]] = {
     "tune_epochs": (lambda v: v >= 1, "at least 1"),
     "tune_trials": (lambda v: v >= 0, "0 (no tuning) or more"),
     "batch": (lambda v: v >= 1, "at least 1"),
-    "imgsz": (lambda v: 32 <= v <= 4096 and v % 32 == 0, "a multiple of 32 between 32 and 4096, e.g. 160"),
+    "imgsz": (
+        lambda v: 32 <= v <= MAX_IMGSZ and v % 32 == 0,
+        f"a multiple of 32 between 32 and {MAX_IMGSZ}, e.g. 160",
+    ),
     "seed": (lambda v: v >= 0, "0 or more"),
     "min_map50": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
     "max_regression": (lambda v: -1.0 <= v <= 1.0, "between -1 and 1 (mAP50 it may lose to the champion)"),

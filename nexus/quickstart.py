@@ -39,13 +39,14 @@ class QuickstartConfig:
     def __post_init__(self) -> None:
         """Check every size before the dataset is written: a later run would reuse that dataset."""
         from nexus.errors import ModelLoadError, NexusError
+        from nexus.inference.metadata import MAX_IMGSZ
         from nexus.training.config import model_kind
 
         checks = [
             (self.images >= 2, f"images={self.images} must be at least 2 (one train and one val)"),
             (
-                32 <= self.imgsz <= 4096 and self.imgsz % 32 == 0,
-                f"imgsz={self.imgsz} must be a multiple of 32 (the model stride) up to 4096, e.g. 160",
+                32 <= self.imgsz <= MAX_IMGSZ and self.imgsz % 32 == 0,
+                f"imgsz={self.imgsz} must be a multiple of 32 (the model stride) up to {MAX_IMGSZ}, e.g. 160",
             ),
             (self.epochs >= 1, f"epochs={self.epochs} must be at least 1"),
             (self.batch >= 1, f"batch={self.batch} must be at least 1"),

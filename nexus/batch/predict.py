@@ -37,7 +37,7 @@ from nexus.batch.jobs import (
     stage_rows,
 )
 from nexus.errors import NexusError
-from nexus.inference.detector import MAX_IMGSZ
+from nexus.inference.metadata import MAX_IMGSZ
 
 __all__ = ["BatchError", "BatchPredictConfig", "BatchPredictResult", "run_batch_predict", "spark_session"]
 

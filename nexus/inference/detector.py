@@ -12,14 +12,13 @@ import numpy as np
 from nexus.detections import Detections
 from nexus.errors import ModelLoadError, NexusError
 from nexus.inference.backends import InferenceBackend
-from nexus.inference.metadata import ModelMetadata
+from nexus.inference.metadata import MAX_IMGSZ, ModelMetadata
 from nexus.vision.image_io import ImageSource, load_image
 from nexus.vision.letterbox import LetterboxGeometry, letterbox_batch
 from nexus.vision.postprocess import PostprocessOptions, decode_predictions
 from nexus.vision.segmentation import masks_from_prototypes
 
 MODEL_SUFFIXES = (".onnx", ".pt", ".engine")
-MAX_IMGSZ = 4096  # the largest input size a request may ask for (as in the service's schemas)
 
 
 def inference_device(device: str) -> str:
@@ -221,12 +220,9 @@ class Detector:
             raise NexusError(str(error)) from error
         if batch_size < 1:
             raise NexusError(f"batch_size must be at least 1, got {batch_size}")
-        unknown = sorted(set(options.classes or ()) - set(self.names))
+        unknown = self.metadata.unknown_class_ids(options.classes)
         if unknown:
-            raise NexusError(
-                f"class id(s) {unknown} are not classes of this model (it has {len(self.names)}: "
-                f"ids {min(self.names, default=0)}..{max(self.names, default=-1)})"
-            )
+            raise NexusError(f"class id(s) {unknown}")
         results: list[Detections] = []
         for start in range(0, len(images), batch_size):
             decoded = [load_image(source) for source in images[start : start + batch_size]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +29,10 @@ def _parse_literal(value: str, key: str) -> Any:
             return json.loads(value)
         except json.JSONDecodeError as error:
             raise ModelLoadError(f"model metadata {key!r} is not readable: {value[:60]!r}") from error
+
+
+MAX_IMGSZ = 4096
+"""The largest input size training, inference and the service accept (as the service's schemas)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,22 @@ class ModelMetadata:
     @property
     def num_classes(self) -> int:
         return len(self.names)
+
+    def unknown_class_ids(self, classes: Iterable[int] | None) -> str | None:
+        """``None`` when every id in ``classes`` is a class of this model, else what is wrong with them
+        (a filter with unknown ids would silently drop every detection).
+
+        Example:
+            >>> ModelMetadata(names={0: "car", 1: "bus"}).unknown_class_ids([1, 7])
+            '[7] are not classes of this model (it has 2: ids 0..1)'
+        """
+        unknown = sorted(set(classes or ()) - set(self.names))
+        if not unknown:
+            return None
+        return (
+            f"{unknown} are not classes of this model (it has {len(self.names)}: "
+            f"ids {min(self.names, default=0)}..{max(self.names, default=-1)})"
+        )
 
     @classmethod
     def from_onnx_properties(cls, properties: dict[str, str]) -> ModelMetadata:

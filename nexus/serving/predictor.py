@@ -220,7 +220,7 @@ class DetectionPredictor(kserve.Model):
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> ParsedRequest:
         parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
-        check_class_ids(parsed.options, self._metadata().names)
+        check_class_ids(parsed.options, self._metadata())
         if len(parsed.images) > self.config.max_images_per_request:
             raise InvalidInput(
                 f"request carries {len(parsed.images)} images; the limit is "

@@ -101,21 +101,15 @@ def _class_ids(value: Any) -> tuple[int, ...]:
     return ids
 
 
-def check_class_ids(options: PostprocessOptions, names: Mapping[int, str]) -> None:
+def check_class_ids(options: PostprocessOptions, metadata: ModelMetadata) -> None:
     """Raise ``InvalidInput`` when ``classes`` names ids the model does not have (they would
     silently filter every detection out).
 
     Example:
-        >>> check_class_ids(PostprocessOptions(classes=(0, 1)), {0: "car", 1: "bus"})
+        >>> check_class_ids(PostprocessOptions(classes=(0, 1)), ModelMetadata(names={0: "car", 1: "bus"}))
     """
-    if options.classes is None:
-        return
-    unknown = sorted(set(options.classes) - set(names))
-    if unknown:
-        raise InvalidInput(
-            f"'classes' {unknown} are not classes of this model (it has {len(names)}: "
-            f"ids {min(names, default=0)}..{max(names, default=-1)})"
-        )
+    if options.classes is not None and (unknown := metadata.unknown_class_ids(options.classes)):
+        raise InvalidInput(f"'classes' {unknown}")
 
 
 def parse_options(parameters: Any) -> PostprocessOptions:

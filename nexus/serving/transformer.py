@@ -357,7 +357,7 @@ class DetectionTransformer(kserve.Model):
         assert self.detector is not None
         parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
         detector = self.detector
-        check_class_ids(parsed.options, detector.metadata.names)
+        check_class_ids(parsed.options, detector.metadata)
 
         def decode_and_letterbox() -> tuple[list[np.ndarray], np.ndarray, list]:
             images = []

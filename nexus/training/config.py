@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nexus.errors import ModelLoadError, NexusError
+from nexus.inference.metadata import MAX_IMGSZ
 from nexus.training.dataset_spec import TASKS, load_dataset_spec
 
 # TrainConfig fields and the Ultralytics arguments Nexus sets itself: not allowed in ``extra``.
@@ -32,7 +33,6 @@ RESERVED_EXTRA_KEYS = frozenset(
         "verbose",
     }
 )
-MAX_IMGSZ = 4096  # as inference (nexus.inference.detector.MAX_IMGSZ) and the service's schemas
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
