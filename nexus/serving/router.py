@@ -157,6 +157,11 @@ class CanaryRouter:
         self.events: list[dict[str, Any]] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        # series at 0 from the first scrape, so that rate() sees a version's first requests
+        for version in self.versions():
+            ROUTER_REQUESTS.labels(version=version)
+            ROUTER_ERRORS.labels(version=version)
+            ROUTER_LATENCY.labels(version=version)
 
     def upstream(self, version: str) -> Upstream:
         if self.challenger is not None and version == self.challenger.version:
