@@ -9,8 +9,8 @@ Prints req/s, p50 and p99 per point and the ratios of (c) over (a) and (b).
         [--images DIR] [--duration 10] [--concurrency 1 8 32] [--max-batch-size 8] [--gain-rounds 3]
     .venv/bin/python benchmarks/serving_cpu.py --onnx best.onnx --batching-only --gain-rounds 5
 
-Batching on/off is measured at the top concurrency in rounds that take turns on the same servers
-(``--batching-only`` measures just that, in a minute or two).
+Batching on/off (and scaled JPEG decoding on/off) is measured at the top concurrency in rounds that
+take turns on the same servers (``--batching-only`` measures just that, in two or three minutes).
 
 The load generator runs on the same machine as the servers: on a small box it competes for the CPU.
 """
@@ -285,6 +285,7 @@ GAIN_SERVERS = {
     "batched": "batched (the defaults)",
     "one-at-a-time": "one-at-a-time (--max-batch-size 1: one image per pass)",
     "instances": "one image per pass, a pass per core at once",
+    "whole-decode": "batched, every JPEG decoded whole (--full-decode)",
 }
 
 
@@ -292,8 +293,9 @@ def report_batching_gain(onnx: Path, jpegs: list[bytes], top: int, args: argpars
     """Measure and print batching on/off at concurrency ``top`` and the model's own batch gain."""
     gains = batching_gain(onnx, jpegs, top, args)
     print(
-        f"\nbatching at concurrency {top}, {args.gain_rounds} rounds taking turns on the same three "
-        "servers (req/s; a shared machine drifts, so each ratio compares neighbouring runs):"
+        f"\nbatching at concurrency {top}, {args.gain_rounds} rounds taking turns on the same "
+        f"{len(GAIN_SERVERS)} servers (req/s; a shared machine drifts, so each ratio compares "
+        "neighbouring runs):"
     )
     for name, label in GAIN_SERVERS.items():
         print(f"  {label:<58}" + "".join(f"{rps:>8.1f}" for rps in gains[name]))
@@ -306,6 +308,11 @@ def report_batching_gain(onnx: Path, jpegs: list[bytes], top: int, args: argpars
     print(
         f"  and x{statistics.median(instances):.2f} the throughput of one image per pass with a pass per "
         "core at once (no batching, all cores busy)"
+    )
+    scaled = [b / w for b, w in zip(gains["batched"], gains["whole-decode"], strict=True)]
+    print(
+        f"  scaled JPEG decode (the default): x{statistics.median(scaled):.2f} the throughput of decoding "
+        "every JPEG whole, both batched (it counts only for JPEGs at least twice the model's input)"
     )
     from nexus.cpu import cpu_count
     from nexus.serving.config import BatchingConfig
@@ -325,15 +332,21 @@ def report_batching_gain(onnx: Path, jpegs: list[bytes], top: int, args: argpars
 def batching_gain(
     onnx: Path, jpegs: list[bytes], concurrency: int, args: argparse.Namespace
 ) -> dict[str, list[float]]:
-    """req/s of three predictors at ``concurrency``, measured in turns for ``args.gain_rounds`` rounds:
+    """req/s of four predictors at ``concurrency``, measured in turns for ``args.gain_rounds`` rounds:
     the defaults (batching), batching off (``max_batch_size=1``: one image per forward pass, one pass
-    at a time) and batching off with one single-core session per core running passes side by side."""
+    at a time), batching off with one single-core session per core running passes side by side, and
+    the defaults with every JPEG decoded whole."""
     from nexus.cpu import cpu_count
 
     settings = {
         "batched": {"max_batch_size": args.max_batch_size, "max_delay_ms": args.max_delay_ms},
         "one-at-a-time": {"max_batch_size": 1, "max_delay_ms": 0},
         "instances": {"max_batch_size": 1, "max_delay_ms": 0, "batch_shards": max(2, cpu_count())},
+        "whole-decode": {
+            "max_batch_size": args.max_batch_size,
+            "max_delay_ms": args.max_delay_ms,
+            "extra_args": ["--full-decode"],
+        },
     }
     measured: dict[str, list[float]] = {name: [] for name in settings}
     with contextlib.ExitStack() as stack:

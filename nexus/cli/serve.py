@@ -49,6 +49,16 @@ def serve_command(
             help="Larger request bodies are refused with a 413 before they are read (default 128 MiB).",
         ),
     ] = DEFAULT_MAX_REQUEST_BYTES,
+    full_decode: Annotated[
+        bool,
+        typer.Option(
+            "--full-decode",
+            help=(
+                "Decode every JPEG whole (default: one at least twice its letterboxed size decodes at "
+                "1/2, 1/4 or 1/8 scale, never below that size: faster, pixels differ slightly)."
+            ),
+        ),
+    ] = False,
     canary: Annotated[
         str | None, typer.Option("--canary", help="Challenger model for an A/B canary.")
     ] = None,
@@ -92,7 +102,7 @@ def serve_command(
             )
         _serve_split(
             model, port, host, name, device, max_batch_size, max_delay_ms, batch_shards, version, log_dir,
-            max_request_bytes,
+            max_request_bytes, full_decode,
         )  # fmt: skip
         return
     if canary is None:
@@ -109,6 +119,7 @@ def serve_command(
                 batching=BatchingConfig(
                     max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, shards=batch_shards
                 ),
+                scaled_jpeg_decode=not full_decode,
                 version=version,
             )
         except ValueError as error:
@@ -121,7 +132,7 @@ def serve_command(
     _serve_canary(
         model, canary, port, host, name, device, max_batch_size, max_delay_ms, batch_shards, version,
         canary_version, canary_percent, auto_rollback, rollback_window, rollback_min_requests,
-        rollback_error_margin, rollback_p95_margin, log_dir, max_request_bytes,
+        rollback_error_margin, rollback_p95_margin, log_dir, max_request_bytes, full_decode,
     )  # fmt: skip
 
 
@@ -145,6 +156,7 @@ def _serve_canary(
     rollback_p95_margin: float,
     log_dir: Path | None,
     max_request_bytes: int,
+    full_decode: bool = False,
 ) -> None:
     import uvicorn
 
@@ -183,6 +195,7 @@ def _serve_canary(
                     max_request_bytes=max_request_bytes,
                     log_path=None if log_dir is None else log_dir / f"predictor-{label}.log",
                     timeout_s=120,
+                    extra_args=["--full-decode"] if full_decode else None,
                 )
             )
         router = CanaryRouter(
@@ -231,6 +244,7 @@ def _serve_split(
     version: str,
     log_dir: Path | None,
     max_request_bytes: int,
+    full_decode: bool = False,
 ) -> None:
     from nexus.serving.launcher import PredictorProcess
 
@@ -252,7 +266,10 @@ def _serve_split(
         from nexus.serving.transformer import DetectionTransformer, serve_transformer
 
         transformer = DetectionTransformer(
-            name, tensor_predictor.url.removeprefix("http://"), version=version
+            name,
+            tensor_predictor.url.removeprefix("http://"),
+            version=version,
+            scaled_jpeg_decode=not full_decode,
         )
         transformer.load()
         typer.echo(

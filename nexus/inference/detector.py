@@ -136,17 +136,26 @@ class Detector:
     def task(self) -> str:
         return self.metadata.task
 
+    def input_size(self, imgsz: int | Sequence[int] | None = None) -> tuple[int, int]:
+        """``(height, width)`` that images are letterboxed into for ``imgsz`` (the model's own when
+        ``None``)."""
+        return resolve_input_size(imgsz, self.metadata, self.backend.dynamic_shape)
+
     def preprocess(
-        self, images: Sequence[np.ndarray], imgsz: int | Sequence[int] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        imgsz: int | Sequence[int] | None = None,
+        original_shapes: Sequence[tuple[int, int]] | None = None,
     ) -> tuple[np.ndarray, list[LetterboxGeometry]]:
-        """Letterbox decoded BGR images into one batch in the backend's dtype."""
-        size = resolve_input_size(imgsz, self.metadata, self.backend.dynamic_shape)
+        """Letterbox decoded BGR images into one batch in the backend's dtype; ``original_shapes``
+        for images decoded below their full size (see ``letterbox_batch``)."""
         return letterbox_batch(
             images,
-            size,
+            self.input_size(imgsz),
             auto=self.backend.dynamic_shape,
             stride=self.metadata.stride,
             dtype=self.backend.input_dtype,
+            original_shapes=original_shapes,
         )
 
     def postprocess(

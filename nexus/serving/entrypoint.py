@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
             "its transformer calls, has no limit unless given one)"
         ),
     )
+    parser.add_argument(
+        "--full-decode",
+        action="store_true",
+        help=(
+            "decode every JPEG whole (default: one at least twice its letterboxed size decodes at 1/2, "
+            "1/4 or 1/8 scale, never below that size; faster, pixels differ slightly from a whole decode)"
+        ),
+    )
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--access-logs", action="store_true", help="log every request")
     return parser
@@ -120,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_batch_size=args.max_batch_size, max_delay_ms=args.max_delay_ms, shards=args.batch_shards
             ),
             warmup=not args.no_warmup,
+            scaled_jpeg_decode=not args.full_decode,
             version=args.version_label,
         )
     except ValueError as error:
@@ -179,6 +188,7 @@ def _serve_split(args) -> int:
             imgsz=args.imgsz,
             version=args.version_label,
             predictor_wait_s=args.predictor_wait_s,
+            scaled_jpeg_decode=not args.full_decode,
         )
         transformer.load()
     except NexusError as error:

@@ -59,7 +59,7 @@ from nexus.serving.protocol import (
     parse_v2,
     wants_binary_outputs,
 )
-from nexus.vision.image_io import MAX_IMAGE_PIXELS, decode_image_bytes
+from nexus.vision.image_io import MAX_IMAGE_PIXELS, ScaledImage, decode_image_bytes, decode_image_for_input
 from nexus.vision.letterbox import scale_pixels
 
 
@@ -299,10 +299,12 @@ class DetectionTransformer(kserve.Model):
         imgsz: int | None = None,
         version: str = "v1",
         predictor_wait_s: float = 0.0,
+        scaled_jpeg_decode: bool = True,
     ) -> None:
         super().__init__(name)
         self.predictor_host, self.imgsz, self.version = predictor_host, imgsz, version
         self.predictor_wait_s = predictor_wait_s
+        self.scaled_jpeg_decode = scaled_jpeg_decode  # as PredictorConfig.scaled_jpeg_decode
         # decode, preprocess (letterbox), inference (the predictor's round trip), postprocess (NMS)
         self.metrics = PredictorMetrics(name, version)
         self.detector: Detector | None = None
@@ -329,6 +331,7 @@ class DetectionTransformer(kserve.Model):
             "backend": f"remote:{self.predictor_host}",
             "version": self.version,
             "predictor_host": self.predictor_host,
+            "scaled_jpeg_decode": self.scaled_jpeg_decode,
         }
 
     def _decoder_for(self, response: InferResponse) -> Detector:
@@ -359,28 +362,37 @@ class DetectionTransformer(kserve.Model):
         detector = self.detector
         check_class_ids(parsed.options, detector.metadata)
 
-        def decode_and_letterbox() -> tuple[list[np.ndarray], np.ndarray, list]:
-            images = []
+        input_shape = detector.input_size(self.imgsz) if self.scaled_jpeg_decode else None
+
+        def decode_and_letterbox() -> tuple[np.ndarray, list, list[tuple[int, int]]]:
+            images, shapes = [], []
             for index, image in enumerate(parsed.images):
                 if not isinstance(image, np.ndarray):
                     start = time.perf_counter()
-                    image = decode_image_bytes(image, f"image {index}", MAX_IMAGE_PIXELS)
+                    if input_shape is None:
+                        image = decode_image_bytes(image, f"image {index}", MAX_IMAGE_PIXELS)
+                    else:
+                        image = decode_image_for_input(image, input_shape, f"image {index}", MAX_IMAGE_PIXELS)
                     self.metrics.stage["decode"].observe(time.perf_counter() - start)  # per image
+                if isinstance(image, ScaledImage):
+                    shapes.append(image.original_shape)
+                    image = image.pixels
+                else:
+                    shapes.append(tuple(image.shape[:2]))
                 images.append(image)
             start = time.perf_counter()
-            batch, geometries = detector.preprocess(images, self.imgsz)
+            batch, geometries = detector.preprocess(images, self.imgsz, shapes)
             self.metrics.stage["preprocess"].observe(time.perf_counter() - start)
-            return images, batch, geometries
+            return batch, geometries, shapes
 
         try:
             # off the event loop: concurrent requests decode on all cores while others wait on the predictor
-            images, batch, geometries = await asyncio.get_running_loop().run_in_executor(
+            batch, geometries, shapes = await asyncio.get_running_loop().run_in_executor(
                 self._pool, decode_and_letterbox
             )
         except NexusError as error:
             raise InvalidInput(str(error)) from error
         request_id = uuid.uuid4().hex
-        shapes = [image.shape[:2] for image in images]
         self._pending[request_id] = (geometries, parsed.options, parsed.protocol, parsed.request_id, shapes)
         tensor = InferInput("input", list(batch.shape), "UINT8")
         tensor.set_data_from_numpy(batch, binary_data=True)

@@ -107,16 +107,25 @@ def letterbox_batch(
     auto: bool = False,
     stride: int = 32,
     dtype: type = np.float32,
+    original_shapes: Sequence[tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, list[LetterboxGeometry]]:
     """Letterbox a batch into one ``(B, 3, H, W)`` RGB tensor scaled to ``[0, 1]``.
 
     Like Ultralytics, ``auto`` (minimum rectangle) applies only when every image has the same shape;
     otherwise all images are padded to the full ``new_shape``. With ``dtype=np.uint8`` the pixels stay
     unscaled (``0..255``); :func:`scale_pixels` turns them into exactly what a float ``dtype`` gives.
+    ``original_shapes`` gives the full ``(height, width)`` of images decoded smaller (at least their
+    letterboxed size): geometries, and so boxes and masks, then refer to the full images.
     """
     shape = (new_shape, new_shape) if isinstance(new_shape, int) else tuple(new_shape)
-    auto = auto and len({image.shape for image in images}) == 1
-    geometries = [letterbox_geometry(image.shape[:2], shape, auto=auto, stride=stride) for image in images]
+    if original_shapes is None:
+        original_shapes = [image.shape[:2] for image in images]
+    elif len(original_shapes) != len(images):
+        raise ValueError(f"{len(original_shapes)} original shapes for {len(images)} images")
+    auto = auto and len({tuple(original) for original in original_shapes}) == 1
+    geometries = [
+        letterbox_geometry(tuple(original), shape, auto=auto, stride=stride) for original in original_shapes
+    ]
     input_h, input_w = geometries[0].input_shape
     canvas = np.empty((len(images), input_h, input_w, 3), dtype=np.uint8)
     for index, (image, geometry) in enumerate(zip(images, geometries, strict=True)):

@@ -49,6 +49,7 @@ def test_batching_only_measures_just_the_batching_comparison(detect_onnx, val_im
     assert "batching at concurrency 4, 1 rounds" in run.stdout
     ratio = r"batching: x[\d.]+ the throughput of one-at-a-time, median of rounds \(x[\d.]+;"
     assert re.search(ratio, run.stdout), run.stdout
+    assert re.search(r"scaled JPEG decode \(the default\): x[\d.]+ the throughput", run.stdout), run.stdout
     assert "ultralytics" not in run.stdout and "server overhead" not in run.stdout
 
 

@@ -34,6 +34,7 @@ def test_serve_canary_end_to_end(detect_onnx, jpegs, tmp_path):
     command = [
         sys.executable, "-m", "nexus.cli.main", "serve", str(detect_onnx), "--port", str(port),
         "--canary", str(detect_onnx), "--canary-percent", "50", "--log-dir", str(tmp_path),
+        "--full-decode",
     ]  # fmt: skip
     log = open(tmp_path / "router.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
@@ -59,6 +60,9 @@ def test_serve_canary_end_to_end(detect_onnx, jpegs, tmp_path):
             assert response.status_code == 200
             versions.add(response.json()["model_version"])
         assert versions == {"v1", "v2"}
+        for version in ("v1", "v2"):  # both predictors got --full-decode
+            metadata = httpx.get(f"{router}/v2/models/{MODEL_NAME}/versions/{version}").json()
+            assert metadata["parameters"]["scaled_jpeg_decode"] is False, metadata
         assert nexus_main(["deploy", "promote", "--router", router]) == 0
         status = httpx.get(f"{router}/admin/status").json()
         assert status["champion"]["version"] == "v2"
@@ -125,6 +129,7 @@ def test_serve_split_runs_transformer_and_tensor_predictor_and_stops_both(
         "--port",
         str(port),
         "--split",
+        "--full-decode",
     ]
     log_path = tmp_path / "split.log"
     with open(log_path, "wb") as log:
@@ -136,6 +141,8 @@ def test_serve_split_runs_transformer_and_tensor_predictor_and_stops_both(
         assert response.status_code == 200, response.text
         direct = httpx.post(f"{predictor.url}/v1/models/{MODEL_NAME}:predict", json=body, timeout=60).json()
         assert boxes_of(response.json()["predictions"][0]) == boxes_of(direct["predictions"][0])
+        metadata = httpx.get(f"{url}/v2/models/{MODEL_NAME}").json()
+        assert metadata["parameters"]["scaled_jpeg_decode"] is False
         found = re.search(r"tensor predictor at (http://127\.0\.0\.1:\d+)", log_path.read_text())
         assert found, log_path.read_text()[-2000:]
         tensor_predictor = found.group(1)

@@ -117,6 +117,7 @@ def test_metadata_lists_inputs_outputs_and_class_names(predictor):
     assert body["parameters"]["task"] == "detect"
     assert body["parameters"]["backend"].startswith("onnxruntime")
     assert body["parameters"]["batch_shards"] == min(cpu_count(), 8)  # the fixture batches up to 8
+    assert body["parameters"]["scaled_jpeg_decode"] is True
     assert httpx.get(f"{predictor.url}/v2/models/nope").status_code == 404
 
 
@@ -163,6 +164,59 @@ def test_per_request_parameters(predictor, jpegs, parameters, check, protocol):
         (result,) = v2_detections(v2_json(predictor.url, [tensor], parameters))
         detections = result["detections"]
     assert check(detections, reference)
+
+
+def _top_boxes_match(got: list[dict], want, top: int = 5, min_iou: float = 0.9) -> None:
+    """The ``top`` best detections of ``want`` (a ``Detections``) each have a served box of their
+    class that overlaps them by ``min_iou``, in full-image pixels."""
+    from nexus.vision.nms import box_iou
+
+    assert got and len(want)
+    got_boxes = np.array([d["xyxy"] for d in got], np.float32)
+    got_classes = np.array([d["class_id"] for d in got])
+    for box, class_id in zip(want.xyxy[:top], want.class_id[:top], strict=True):
+        same_class = got_classes == class_id
+        assert same_class.any(), f"no served detection of class {class_id}"
+        assert box_iou(box[None], got_boxes[same_class]).max() >= min_iou, (box, got_boxes[same_class])
+
+
+def test_large_jpegs_decode_scaled_and_answer_in_full_image_pixels(predictor, large_jpegs, detect_onnx):
+    """A JPEG four times the model's input decodes at 1/4; detections still refer to the full image
+    and agree with a whole decode (the model sees nearly the same letterboxed pixels)."""
+    from nexus.inference.detector import Detector
+
+    response = v1(predictor.url, [{"b64": b64(data)} for data in large_jpegs], LOW_CONF)
+    assert response.status_code == 200, response.text
+    expected = Detector.from_path(detect_onnx).predict(large_jpegs, conf=LOW_CONF["confidence"])
+    for got, want in zip(response.json()["predictions"], expected, strict=True):
+        assert got["image_shape"] == [384, 384]
+        assert max(max(d["xyxy"]) for d in got["detections"]) > 96  # full-image pixels, not 1/4 ones
+        _top_boxes_match(got["detections"], want)
+
+
+def test_full_decode_flag_answers_exactly_as_a_whole_decode(detect_onnx, large_jpegs, predictor_logs):
+    from nexus.inference.detector import Detector
+    from nexus.serving.launcher import PredictorProcess
+
+    expected = Detector.from_path(detect_onnx).predict(large_jpegs[:2], conf=LOW_CONF["confidence"])
+    with PredictorProcess.start(
+        detect_onnx, log_path=predictor_logs / "full-decode.log", extra_args=["--full-decode"]
+    ) as process:
+        response = v1(process.url, [{"b64": b64(data)} for data in large_jpegs[:2]], LOW_CONF)
+        metadata = httpx.get(f"{process.url}/v2/models/{MODEL_NAME}").json()
+    assert metadata["parameters"]["scaled_jpeg_decode"] is False
+    assert response.status_code == 200, response.text
+    for got, want in zip(response.json()["predictions"], expected, strict=True):
+        assert got["num_detections"] == len(want) > 0
+        np.testing.assert_allclose([d["xyxy"] for d in got["detections"]], want.xyxy, atol=0.02)
+
+
+def test_segmentation_masks_of_a_scaled_decode_cover_the_full_image(segment_predictor, large_jpegs):
+    response = v1(segment_predictor.url, [{"b64": b64(large_jpegs[0])}], LOW_CONF)
+    assert response.status_code == 200, response.text
+    (prediction,) = response.json()["predictions"]
+    assert prediction["image_shape"] == [384, 384] and prediction["num_detections"] > 0
+    assert all(d["mask"]["size"] == [384, 384] for d in prediction["detections"])
 
 
 def test_segmentation_returns_rle_masks(segment_predictor, jpegs):

@@ -95,6 +95,19 @@ def test_transformer_matches_the_single_predictor(split, predictor, jpegs):
     assert boxes_of(result) == boxes_of(direct[0])
 
 
+def test_transformer_decodes_large_jpegs_scaled_like_the_single_predictor(split, predictor, large_jpegs):
+    transformer, _ = split
+    instances = [{"b64": b64(data)} for data in large_jpegs]
+    direct = v1(predictor.url, instances, LOW_CONF).json()["predictions"]
+    response = v1(transformer.url, instances, LOW_CONF)
+    assert response.status_code == 200, response.text
+    via_transformer = response.json()["predictions"]
+    assert [r["image_shape"] for r in via_transformer] == [[384, 384]] * len(large_jpegs)
+    assert [boxes_of(r) for r in via_transformer] == [boxes_of(r) for r in direct]
+    metadata = httpx.get(f"{transformer.url}/v2/models/{MODEL_NAME}").json()
+    assert metadata["parameters"]["scaled_jpeg_decode"] is True
+
+
 def test_transformer_rejects_bad_images_and_the_predictor_bad_tensors(split):
     transformer, tensor_predictor = split
     response = v1(transformer.url, [{"b64": b64(b"junk")}])

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from nexus.errors import ImageDecodeError
-from nexus.vision.image_io import decode_image_bytes, load_image
+from nexus.vision.image_io import ScaledImage, decode_image_bytes, decode_image_for_input, load_image
+from nexus.vision.letterbox import letterbox
 
 
 def encoded(extension=".png", shape=(20, 30, 3)):
@@ -139,3 +140,82 @@ def test_jpeg_with_corrupt_exif_decodes_like_opencv(exif):
     )
     with pytest.raises(ImageDecodeError, match="exceeds the limit"):
         decode_image_bytes(data, max_pixels=100)  # the header's size is still read
+
+
+@pytest.mark.parametrize(
+    ("image_shape", "input_shape", "scaled_shape"),
+    [
+        ((480, 640), (640, 640), None),  # larger than half its letterbox: decoded whole
+        ((480, 640), (320, 320), (240, 320)),  # exactly twice: 1/2
+        ((480, 640), (160, 160), (120, 160)),  # 1/4
+        ((480, 640), (96, 96), (120, 160)),  # 1/8 (60x80) is below its 72x96 letterbox: 1/4
+        ((480, 640), (64, 64), (60, 80)),  # 1/8 is the smallest libjpeg-turbo scale with a fast IDCT
+        ((480, 640), (32, 32), (60, 80)),  # never below 1/8
+        ((720, 1280), (640, 640), (360, 640)),  # 720p into 640: its letterbox is exactly half
+        ((1080, 1920), (640, 640), (540, 960)),  # 1080p: 1/2, not 3/8 (a slow IDCT)
+        ((101, 203), (48, 48), (26, 51)),  # odd sizes round up, as libjpeg does
+        ((600, 100), (128, 128), (150, 25)),  # tall: its letterbox is 128x21, 1/8 (75x13) too small
+    ],
+)
+def test_jpeg_decodes_at_the_smallest_scale_that_keeps_its_letterbox(image_shape, input_shape, scaled_shape):
+    data = cv2.imencode(".jpg", _photo((*image_shape, 3)))[1].tobytes()
+    decoded = decode_image_for_input(data, input_shape)
+    if scaled_shape is None:
+        assert isinstance(decoded, np.ndarray)
+        assert np.array_equal(decoded, decode_image_bytes(data))
+        return
+    assert isinstance(decoded, ScaledImage)
+    assert decoded.original_shape == image_shape
+    assert decoded.pixels.shape == (*scaled_shape, 3) and decoded.pixels.dtype == np.uint8
+
+
+@pytest.mark.parametrize("variant", ["png", "EXIF rotated 90", "EXIF mirrored", "CMYK", "grayscale"])
+def test_images_that_cannot_decode_scaled_decode_whole(variant):
+    """Only plain upright JPEGs decode scaled; a rotated one must be turned first, so it decodes
+    whole (grayscale JPEGs scale, and come out as 3-channel BGR like every other image)."""
+    if variant == "png":
+        data = cv2.imencode(".png", _photo((200, 240, 3)))[1].tobytes()
+    elif variant == "grayscale":
+        data = cv2.imencode(".jpg", _photo((200, 240)))[1].tobytes()
+    else:
+        data = JPEG_VARIANTS[variant][0]()
+    decoded = decode_image_for_input(data, (16, 16))
+    if variant == "grayscale":
+        assert isinstance(decoded, ScaledImage) and decoded.pixels.shape == (25, 30, 3)
+        return
+    assert isinstance(decoded, np.ndarray)
+    assert np.array_equal(decoded, decode_image_bytes(data))
+
+
+def test_scaled_decode_letterboxes_to_nearly_the_pixels_of_a_whole_decode():
+    """The network sees almost the same input: libjpeg's scaled IDCT averages what the resize drops."""
+    image = _photo((960, 1280, 3))
+    data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    scaled = decode_image_for_input(data, (320, 320))
+    assert isinstance(scaled, ScaledImage) and scaled.pixels.shape == (240, 320, 3)
+    whole, geometry = letterbox(decode_image_bytes(data), 320)
+    from_scaled = np.empty_like(whole)
+    from nexus.vision.letterbox import letterbox_into
+
+    letterbox_into(scaled.pixels, geometry, from_scaled)
+    difference = np.abs(whole.astype(np.int16) - from_scaled.astype(np.int16))
+    assert difference.mean() < 1.5 and np.percentile(difference, 99) <= 6
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"\xff\xd8\xff not really a jpeg", "not a decodable image"),
+        (cv2.imencode(".jpg", _photo((400, 400, 3)))[1].tobytes()[:3000], "not a decodable image"),
+    ],
+)
+def test_bad_bytes_for_input_raise_a_clear_error(data, message):
+    with pytest.raises(ImageDecodeError, match=message):
+        decode_image_for_input(data, (64, 64), name="upload.jpg")
+
+
+def test_scaled_decode_still_refuses_decompression_bombs():
+    data = cv2.imencode(".jpg", _photo((400, 400, 3)))[1].tobytes()
+    with pytest.raises(ImageDecodeError, match="400x400 pixels exceeds the limit of 10000"):
+        decode_image_for_input(data, (32, 32), max_pixels=10_000)

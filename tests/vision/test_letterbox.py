@@ -47,3 +47,22 @@ def test_batch_uses_minimum_rectangle_when_shapes_agree():
     batch, _ = letterbox_batch(images, 64, auto=True, dtype=np.float16)
     assert batch.shape == (3, 3, 64, 64) or batch.shape[2] < 64
     assert batch.dtype == np.float16
+
+
+@pytest.mark.parametrize("auto", [False, True])
+def test_images_decoded_smaller_letterbox_with_the_geometry_of_their_full_size(auto):
+    """``original_shapes``: boxes map back to the full images, and the minimum rectangle follows
+    the full shapes (a half-size image letterboxes exactly as its full-size self)."""
+    full = [np.full((400, 640, 3), 90, np.uint8), np.full((400, 640, 3), 30, np.uint8)]
+    halves = [image[::2, ::2] for image in full]
+    want_batch, want = letterbox_batch(full, 160, auto=auto)
+    got_batch, got = letterbox_batch(halves, 160, auto=auto, original_shapes=[(400, 640), (400, 640)])
+    assert got == want and got[0].original_shape == (400, 640)
+    np.testing.assert_array_equal(got_batch, want_batch)
+    box = np.array([[10.0, 20.0, 100.0, 90.0]], np.float32)
+    np.testing.assert_allclose(got[0].boxes_to_original(box), want[0].boxes_to_original(box))
+
+
+def test_original_shapes_must_match_the_images():
+    with pytest.raises(ValueError, match="1 original shapes for 2 images"):
+        letterbox_batch([np.zeros((8, 8, 3), np.uint8)] * 2, 32, original_shapes=[(16, 16)])
