@@ -172,6 +172,10 @@ def manifests_command(
         int | None,
         typer.Option("--max-request-bytes", help="Largest request body clients may send (default 128 MiB)."),
     ] = None,
+    full_decode: Annotated[
+        bool,
+        typer.Option("--full-decode", help="Decode every JPEG whole (default: large ones at reduced scale)."),
+    ] = False,
 ) -> None:
     """Write a KServe ServingRuntime and InferenceService (canary, GPU, S3/MinIO) as YAML."""
     from nexus.serving.manifests import DEFAULT_IMAGE, DeploymentSettings, write_manifests
@@ -193,6 +197,7 @@ def manifests_command(
             transformer_cpu=transformer_cpu,
             transformer_memory=transformer_memory,
             max_request_bytes=max_request_bytes,
+            full_decode=full_decode,
         )
     except ValueError as error:
         raise NexusError(str(error)) from error

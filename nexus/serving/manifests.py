@@ -59,6 +59,8 @@ class DeploymentSettings:
         transformer_cpu / transformer_memory: requests and limits per transformer replica.
         max_request_bytes: largest request body the client-facing container (the predictor, or the
             transformer when split) accepts; ``None`` keeps the image's default of 128 MiB.
+        full_decode: the container that decodes images (the predictor, or the transformer when
+            split) decodes every JPEG whole instead of at a reduced scale (``--full-decode``).
     """
 
     name: str
@@ -81,6 +83,7 @@ class DeploymentSettings:
     transformer_cpu: str = "2"
     transformer_memory: str = "2Gi"
     max_request_bytes: int | None = None
+    full_decode: bool = False
 
     def __post_init__(self) -> None:
         import re
@@ -194,7 +197,7 @@ def inference_service(settings: DeploymentSettings):
                 _container(
                     settings.image,
                     # KServe appends --model_name, --predictor_host <name>-predictor.<namespace>, --http_port
-                    ["--mode", "transformer", "--host", "0.0.0.0", *_body_limit_args(settings)],
+                    ["--mode", "transformer", "--host", "0.0.0.0", *_client_facing_args(settings)],
                     _base_env(),
                     settings.transformer_resources(),
                 )
@@ -238,11 +241,13 @@ def _container(
     )
 
 
-def _body_limit_args(settings: DeploymentSettings) -> list[str]:
-    """``--max-request-bytes N`` for the container clients call, when the settings change the default."""
-    if settings.max_request_bytes is None:
-        return []
-    return ["--max-request-bytes", str(settings.max_request_bytes)]
+def _client_facing_args(settings: DeploymentSettings) -> list[str]:
+    """Arguments of the container clients call, which reads their bodies and decodes their images:
+    ``--max-request-bytes N`` and ``--full-decode`` when the settings change the defaults."""
+    args = []
+    if settings.max_request_bytes is not None:
+        args += ["--max-request-bytes", str(settings.max_request_bytes)]
+    return [*args, *(["--full-decode"] if settings.full_decode else [])]
 
 
 def serving_runtime(settings: DeploymentSettings):
@@ -261,7 +266,7 @@ def serving_runtime(settings: DeploymentSettings):
         *mode, "--model", "/mnt/models", "--name", "{{.Name}}", "--host", "0.0.0.0", "--port", str(PORT),
         "--device", "0" if settings.gpus else "cpu",
         "--max-batch-size", str(settings.max_batch_size), "--max-delay-ms", str(settings.max_delay_ms),
-        *([] if settings.transformer else _body_limit_args(settings)),
+        *([] if settings.transformer else _client_facing_args(settings)),
     ]  # fmt: skip
     return kserve.V1alpha1ServingRuntime(
         api_version="serving.kserve.io/v1alpha1",

@@ -197,25 +197,34 @@ def test_cli_writes_manifests(tmp_path):
     runtime = yaml.safe_load((tmp_path / "det-servingruntime.yaml").read_text())
     assert runtime["spec"]["containers"][0]["args"][-2:] == ["--max-request-bytes", "5000"]
     assert nexus_main([*argv, "--max-request-bytes", "0"]) == 2
+    assert nexus_main([*argv, "--full-decode"]) == 0
+    runtime = yaml.safe_load((tmp_path / "det-servingruntime.yaml").read_text())
+    assert runtime["spec"]["containers"][0]["args"][-1] == "--full-decode"
 
 
 @pytest.mark.parametrize(
-    ("transformer", "limit", "predictor_args", "transformer_args"),
+    ("transformer", "limit", "full_decode", "predictor_args", "transformer_args"),
     [
-        (False, None, [], None),
-        (False, 1000, ["--max-request-bytes", "1000"], None),
-        (True, None, [], []),
-        (True, 1000, [], ["--max-request-bytes", "1000"]),  # the transformer is what clients call
+        (False, None, False, [], None),
+        (False, 1000, False, ["--max-request-bytes", "1000"], None),
+        (False, None, True, ["--full-decode"], None),
+        (True, None, False, [], []),
+        # the transformer is what clients call, and what decodes their images
+        (True, 1000, False, [], ["--max-request-bytes", "1000"]),
+        (True, 1000, True, [], ["--max-request-bytes", "1000", "--full-decode"]),
     ],
 )
-def test_the_body_limit_goes_to_the_container_clients_call(
-    transformer, limit, predictor_args, transformer_args
+def test_the_body_limit_and_decoding_go_to_the_container_clients_call(
+    transformer, limit, full_decode, predictor_args, transformer_args
 ):
-    settings = DeploymentSettings("det", "s3://m/det", transformer=transformer, max_request_bytes=limit)
+    settings = DeploymentSettings(
+        "det", "s3://m/det", transformer=transformer, max_request_bytes=limit, full_decode=full_decode
+    )
     (runtime_container,) = serving_runtime_manifest(settings)["spec"]["containers"]
     args = runtime_container["args"]
     assert args[len(args) - len(predictor_args) :] == predictor_args
-    assert ("--max-request-bytes" in args) == bool(predictor_args)
+    assert ("--max-request-bytes" in args) == ("--max-request-bytes" in predictor_args)
+    assert ("--full-decode" in args) == ("--full-decode" in predictor_args)
     isvc = inference_service_manifest(settings)
     if transformer_args is None:
         assert "transformer" not in isvc["spec"]
