@@ -74,6 +74,9 @@ class BatchPredictConfig:
         batch_size: images per forward pass inside a worker.
         mode: ``append`` to the table or ``overwrite`` it.
         job_id: stored in every row; a fresh id when omitted.
+        full_decode: decode every JPEG whole; by default one at least twice its letterboxed size
+            decodes at 1/2, 1/4 or 1/8 scale (as the serving predictor does), much faster for photos
+            far larger than the model's input.
     """
 
     images: str | Path
@@ -86,6 +89,7 @@ class BatchPredictConfig:
     batch_size: int = 8
     mode: WriteMode = "append"
     job_id: str | None = None
+    full_decode: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.conf <= 1:
@@ -120,32 +124,42 @@ def predict_partition(batches: Iterator[Any], *, model: str, config: BatchPredic
     """``mapInArrow`` body: ``binaryFile`` record batches in, detection record batches out."""
     import pyarrow as pa
 
-    from nexus.vision.image_io import decode_image_bytes
+    from nexus.vision.image_io import ScaledImage, decode_image_bytes, decode_image_for_input
     from nexus.vision.postprocess import PostprocessOptions
 
     detector = detector_for(model)
+    input_shape = None if config.full_decode else detector.input_size(config.imgsz)
     options = PostprocessOptions(conf_threshold=config.conf, iou_threshold=config.iou)
     schema = detection_schema()
     common = {"model": model, "job_id": job_id, "predicted_at": datetime.now(UTC)}
     for batch in batches:
         rows: list[dict[str, Any]] = []
-        decoded: list[tuple[str, Any]] = []
+        decoded: list[tuple[str, Any, tuple[int, int]]] = []  # path, pixels, full (height, width)
         for path, content in zip(
             batch.column("path").to_pylist(), batch.column("content").to_pylist(), strict=True
         ):
             try:
-                decoded.append((path, decode_image_bytes(content, name=path)))
+                if input_shape is None:
+                    image = decode_image_bytes(content, name=path)
+                else:
+                    image = decode_image_for_input(content, input_shape, name=path)
             except NexusError as error:
                 rows.append({"image_path": path, "error": str(error), **common})
+                continue
+            if isinstance(image, ScaledImage):
+                decoded.append((path, image.pixels, image.original_shape))
+            else:
+                decoded.append((path, image, image.shape[:2]))
         for start in range(0, len(decoded), config.batch_size):
             chunk = decoded[start : start + config.batch_size]
-            results = detector.predict_arrays([image for _, image in chunk], options, imgsz=config.imgsz)
-            for (path, image), detections in zip(chunk, results, strict=True):
-                image_fields = {
-                    "image_path": path,
-                    "image_height": image.shape[0],
-                    "image_width": image.shape[1],
-                }
+            results = detector.predict_arrays(
+                [image for _, image, _ in chunk],
+                options,
+                imgsz=config.imgsz,
+                original_shapes=[shape for _, _, shape in chunk],
+            )
+            for (path, _, (height, width)), detections in zip(chunk, results, strict=True):
+                image_fields = {"image_path": path, "image_height": height, "image_width": width}
                 if len(detections) == 0:
                     rows.append({**image_fields, **common})
                 names = detections.class_name

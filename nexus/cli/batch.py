@@ -22,6 +22,13 @@ def predict_command(
     imgsz: Annotated[int | None, typer.Option("--imgsz", help="Inference size (the model's own).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 8,
     mode: Annotated[str, typer.Option("--mode", help="append or overwrite.")] = "append",
+    full_decode: Annotated[
+        bool,
+        typer.Option(
+            "--full-decode",
+            help="Decode every JPEG whole (default: one at least twice its letterboxed size at 1/2-1/8).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Detect objects in every image with Spark and commit the detections to a Delta table in one
@@ -42,6 +49,7 @@ def predict_command(
         imgsz=imgsz,
         batch_size=batch_size,
         mode=mode,  # type: ignore[arg-type]
+        full_decode=full_decode,
     )
     result = run_batch_predict(config)
     if as_json:

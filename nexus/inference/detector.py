@@ -191,11 +191,13 @@ class Detector:
         images: Sequence[np.ndarray],
         options: PostprocessOptions | Sequence[PostprocessOptions] = PostprocessOptions(),
         imgsz: int | Sequence[int] | None = None,
+        original_shapes: Sequence[tuple[int, int]] | None = None,
     ) -> list[Detections]:
-        """Run one batch of decoded BGR images (the serving path's entry point)."""
+        """Run one batch of decoded BGR images (the serving path's entry point); ``original_shapes``
+        for images decoded below their full size, whose detections are then in full-size pixels."""
         if not images:
             return []
-        batch, geometries = self.preprocess(images, imgsz)
+        batch, geometries = self.preprocess(images, imgsz, original_shapes)
         predictions, protos = self.backend.infer(batch)
         return self.postprocess(predictions, protos, geometries, options)
 

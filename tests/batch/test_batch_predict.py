@@ -74,6 +74,45 @@ def test_detections_equal_the_detector_and_every_image_is_accounted_for(
     assert total == result.detections > 0
 
 
+@pytest.mark.parametrize("full_decode", [False, True])
+def test_large_jpegs_decode_scaled_unless_asked_and_rows_keep_full_image_pixels(
+    spark, detect_onnx, val_images, tmp_path, full_decode
+):
+    """Photos four times the model's input decode at 1/4 by default (as the serving predictor does);
+    either way heights, widths and boxes are the full image's."""
+    import cv2
+
+    from nexus.vision.image_io import ScaledImage, decode_image_for_input
+
+    folder = tmp_path / "large"
+    folder.mkdir()
+    for path in val_images[:3]:
+        large = cv2.resize(cv2.imread(str(path)), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / path.name), large, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    table = tmp_path / "detections"
+    config = BatchPredictConfig(
+        images=folder, model=detect_onnx, table=table, conf=0.001, full_decode=full_decode
+    )
+    result = run_batch_predict(config, spark)
+    assert (result.images, result.failed_images) == (3, 0) and result.detections > 0
+    rows = rows_by_image(table)
+    detector = Detector.from_path(detect_onnx)
+    options = PostprocessOptions(conf_threshold=0.001)
+    for path in sorted(folder.glob("*.jpg")):
+        data = path.read_bytes()
+        if full_decode:
+            (expected,) = detector.predict_arrays([load_image(path)], options)
+        else:
+            scaled = decode_image_for_input(data, detector.input_size())
+            assert isinstance(scaled, ScaledImage) and scaled.pixels.shape[:2] == (96, 96)
+            (expected,) = detector.predict_arrays([scaled.pixels], options, original_shapes=[(384, 384)])
+        found = sorted(rows[str(path)], key=lambda r: r["detection_index"])
+        assert {(r["image_height"], r["image_width"]) for r in found} == {(384, 384)}
+        boxes = np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in found])
+        np.testing.assert_allclose(boxes, expected.xyxy, atol=1e-3)
+        assert boxes.max() > 96  # full-image pixels, not those of the 1/4 decode
+
+
 def test_append_adds_a_version_and_overwrite_replaces(spark, detect_onnx, image_folder, tmp_path):
     table = tmp_path / "detections"
     first = run_batch_predict(BatchPredictConfig(images=image_folder, model=detect_onnx, table=table), spark)
