@@ -77,7 +77,13 @@ def decode_image_bytes(
     buffer = bytes(data)
     if not buffer:
         raise ImageDecodeError("empty image data", path=name)
-    size, plain_jpeg = _probe(buffer)
+    return _decode_probed(buffer, *_probe(buffer), name=name, max_pixels=max_pixels)
+
+
+def _decode_probed(
+    buffer: bytes, size: tuple[int, int] | None, plain_jpeg: bool, name: str, max_pixels: int
+) -> np.ndarray:
+    """:func:`decode_image_bytes` for non-empty bytes whose header :func:`_probe` has read."""
     if size is not None and size[0] * size[1] > max_pixels:
         raise ImageDecodeError(
             f"image of {size[0]}x{size[1]} pixels exceeds the limit of {max_pixels} pixels", path=name
@@ -144,7 +150,9 @@ def decode_image_for_input(
         (480, 640, 3)
     """
     buffer = bytes(data)
-    size, plain_jpeg = _probe(buffer) if buffer else (None, False)
+    if not buffer:
+        raise ImageDecodeError("empty image data", path=name)
+    size, plain_jpeg = _probe(buffer)
     if plain_jpeg and size is not None and 0 < size[0] * size[1] <= max_pixels:
         width, height = size
         ratio = min(input_shape[0] / height, input_shape[1] / width)
@@ -162,7 +170,7 @@ def decode_image_for_input(
                 pixels = None  # corrupt or unusual: the whole decode below gives the verdict
             if pixels is not None and pixels.shape[:2] == (scaled_h, scaled_w):
                 return ScaledImage(pixels, (height, width))
-    return decode_image_bytes(buffer, name=name, max_pixels=max_pixels)
+    return _decode_probed(buffer, size, plain_jpeg, name=name, max_pixels=max_pixels)
 
 
 def load_image(source: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
