@@ -362,9 +362,8 @@ class DetectionTransformer(kserve.Model):
         detector = self.detector
         check_class_ids(parsed.options, detector.metadata)
 
-        input_shape = detector.input_size(self.imgsz) if self.scaled_jpeg_decode else None
-
         def decode_and_letterbox() -> tuple[np.ndarray, list, list[tuple[int, int]]]:
+            input_shape = detector.input_size(self.imgsz) if self.scaled_jpeg_decode else None
             images, shapes = [], []
             for index, image in enumerate(parsed.images):
                 if not isinstance(image, np.ndarray):
