@@ -124,7 +124,7 @@ def predict_partition(batches: Iterator[Any], *, model: str, config: BatchPredic
     """``mapInArrow`` body: ``binaryFile`` record batches in, detection record batches out."""
     import pyarrow as pa
 
-    from nexus.vision.image_io import ScaledImage, decode_image_bytes, decode_image_for_input
+    from nexus.vision.image_io import decode_image_bytes, decode_image_for_input, pixels_and_shape
     from nexus.vision.postprocess import PostprocessOptions
 
     detector = detector_for(model)
@@ -146,10 +146,7 @@ def predict_partition(batches: Iterator[Any], *, model: str, config: BatchPredic
             except NexusError as error:
                 rows.append({"image_path": path, "error": str(error), **common})
                 continue
-            if isinstance(image, ScaledImage):
-                decoded.append((path, image.pixels, image.original_shape))
-            else:
-                decoded.append((path, image, image.shape[:2]))
+            decoded.append((path, *pixels_and_shape(image)))
         for start in range(0, len(decoded), config.batch_size):
             chunk = decoded[start : start + config.batch_size]
             results = detector.predict_arrays(

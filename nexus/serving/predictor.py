@@ -42,7 +42,7 @@ from nexus.serving.protocol import (
     parse_v1,
     parse_v2,
 )
-from nexus.vision.image_io import ScaledImage, decode_image_bytes, decode_image_for_input
+from nexus.vision.image_io import ScaledImage, decode_image_bytes, decode_image_for_input, pixels_and_shape
 from nexus.vision.postprocess import PostprocessOptions
 
 
@@ -112,8 +112,7 @@ class DetectionPredictor(kserve.Model):
         start = time.perf_counter()
         original_shapes = None
         if any(isinstance(image, ScaledImage) for image in images):
-            original_shapes = [_original_shape(image) for image in images]
-            images = [image.pixels if isinstance(image, ScaledImage) else image for image in images]
+            images, original_shapes = zip(*map(pixels_and_shape, images), strict=True)
         batch, geometries = detector.preprocess(images, self.config.imgsz, original_shapes)
         after_pre = time.perf_counter()
         if spread is None:
@@ -290,10 +289,8 @@ class DetectionPredictor(kserve.Model):
 
 def _original_shape(image: Any) -> tuple[int, int]:
     """``(height, width)`` of a request's image: HWC arrays, images decoded smaller, CHW GPU tensors."""
-    if isinstance(image, ScaledImage):
-        return image.original_shape
-    if isinstance(image, np.ndarray):
-        return tuple(image.shape[:2])
+    if isinstance(image, ScaledImage | np.ndarray):
+        return pixels_and_shape(image)[1]
     return tuple(image.shape[-2:])
 
 

@@ -59,7 +59,12 @@ from nexus.serving.protocol import (
     parse_v2,
     wants_binary_outputs,
 )
-from nexus.vision.image_io import MAX_IMAGE_PIXELS, ScaledImage, decode_image_bytes, decode_image_for_input
+from nexus.vision.image_io import (
+    MAX_IMAGE_PIXELS,
+    decode_image_bytes,
+    decode_image_for_input,
+    pixels_and_shape,
+)
 from nexus.vision.letterbox import scale_pixels
 
 
@@ -373,12 +378,9 @@ class DetectionTransformer(kserve.Model):
                     else:
                         image = decode_image_for_input(image, input_shape, f"image {index}", MAX_IMAGE_PIXELS)
                     self.metrics.stage["decode"].observe(time.perf_counter() - start)  # per image
-                if isinstance(image, ScaledImage):
-                    shapes.append(image.original_shape)
-                    image = image.pixels
-                else:
-                    shapes.append(tuple(image.shape[:2]))
-                images.append(image)
+                pixels, shape = pixels_and_shape(image)
+                images.append(pixels)
+                shapes.append(shape)
             start = time.perf_counter()
             batch, geometries = detector.preprocess(images, self.imgsz, shapes)
             self.metrics.stage["preprocess"].observe(time.perf_counter() - start)

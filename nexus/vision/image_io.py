@@ -111,6 +111,20 @@ class ScaledImage:
     original_shape: tuple[int, int]
 
 
+def pixels_and_shape(image: np.ndarray | ScaledImage) -> tuple[np.ndarray, tuple[int, int]]:
+    """The pixels to letterbox and the full ``(height, width)`` that detections refer to.
+
+    Example:
+        >>> pixels_and_shape(ScaledImage(np.zeros((30, 40, 3), np.uint8), (120, 160)))[1]
+        (120, 160)
+        >>> pixels_and_shape(np.zeros((30, 40, 3), np.uint8))[1]
+        (30, 40)
+    """
+    if isinstance(image, ScaledImage):
+        return image.pixels, image.original_shape
+    return image, (image.shape[0], image.shape[1])
+
+
 _JPEG_SCALES = (8, 4, 2)
 """Downscale factors with SIMD IDCTs in libjpeg-turbo; its other M/8 factors cost about a full decode."""
 
