@@ -9,11 +9,12 @@ import av
 import cv2
 import numpy as np
 
-# Thresholds the briefly trained test detector can reach: its scores stay well under 0.01.
+# Thresholds the small test detector reaches on these clips (drawn unlike its training images: its
+# best score per frame is about 0.08): a few boxes per frame, within one page of /detections.
 WEAK_MODEL = {
-    "conf": 0.001,
+    "conf": 0.01,
     "tracker": "bytetrack",
-    "tracker_options": {"high_threshold": 0.002, "low_threshold": 0.0005, "new_track_threshold": 0.002},
+    "tracker_options": {"high_threshold": 0.02, "low_threshold": 0.005, "new_track_threshold": 0.02},
 }
 
 

@@ -69,8 +69,8 @@ def process(api: Api, video_id: int, role: str = "admin", **options) -> dict:
 
 def test_upload_process_query_and_reprocess(proc_api: Api, clip: bytes) -> None:
     api = proc_api
-    # With a default model, an upload is queued at once (default options: no box of this weak model
-    # reaches conf 0.25, but the metadata and the progress are filled).
+    # With a default model, an upload is queued at once (default options: no box of the test model
+    # reaches conf 0.25 on this clip, but the metadata and the progress are filled).
     first = upload(api, clip)
     assert (first["status"], first["extra"]["processing"]["options"]["tracker"]) == ("queued", "bytetrack")
     done = wait_finished(api, first["id"])
