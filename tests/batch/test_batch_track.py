@@ -17,7 +17,7 @@ from nexus.inference.detector import Detector
 from nexus.service.processing import JobProgress, analyse_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-from media_clips import WEAK_MODEL, write_clip  # the weak test detector's thresholds
+from media_clips import WEAK_MODEL, write_clip  # thresholds the test detector reaches on the clips
 
 
 @pytest.fixture
