@@ -35,6 +35,9 @@ def test_serving_cpu_benchmark_prints_its_ratios(detect_weights, detect_onnx, va
     assert float(rounds.group(1)) > 0
     assert re.search(r"batch 8 in one session x[\d.]+, split across \d+ single-core sessions x[\d.]+", out)
     assert re.search(r"v2 binary\s+mean -?[\d.]+ ms", out)
+    assert "decoded as each server does (nexus: scaled JPEG decode; plain kserve: whole)" in out
+    for server in ("nexus", "plain kserve"):
+        assert re.search(rf"{server}\s+v1 base64 JSON [\d.]+ - [\d.]+ = -?[\d.]+ ms", out), out
 
 
 @pytest.mark.slow
