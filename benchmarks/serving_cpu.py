@@ -78,7 +78,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, default=None, help="Ultralytics .pt weights")
     parser.add_argument("--onnx", type=Path, default=None, help="its ONNX export (exported here if omitted)")
     parser.add_argument(
-        "--images", type=Path, default=None, help="folder of JPEGs (synthetic 640x480 if omitted)"
+        "--images",
+        type=Path,
+        default=None,
+        help="folder of JPEGs (if omitted: 32 synthetic 640x640 shapes images, about 200 kB each)",
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per load point")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
