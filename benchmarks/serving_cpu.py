@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import re
 import socket
 import statistics
@@ -115,6 +116,7 @@ def load_jpegs(folder: Path | None, count: int = 32) -> list[bytes]:
 def summarize(latencies: list[float], elapsed: float) -> dict[str, float]:
     ordered = sorted(latencies)
     return {
+        "requests": len(ordered),
         "rps": len(ordered) / elapsed,
         "p50": 1000 * statistics.median(ordered),
         "p99": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
@@ -299,7 +301,7 @@ GAIN_SERVERS = {
 
 def report_batching_gain(onnx: Path, jpegs: list[bytes], top: int, args: argparse.Namespace) -> None:
     """Measure and print batching on/off at concurrency ``top`` and the model's own batch gain."""
-    gains = batching_gain(onnx, jpegs, top, args)
+    gains, cpu_per_request, cores_busy = batching_gain(onnx, jpegs, top, args)
     print(
         f"\nbatching at concurrency {top}, {args.gain_rounds} rounds taking turns on the same "
         f"{len(GAIN_SERVERS)} servers (req/s; a shared machine drifts, so each ratio compares "
@@ -317,6 +319,15 @@ def report_batching_gain(onnx: Path, jpegs: list[bytes], top: int, args: argpars
         f"  and x{statistics.median(instances):.2f} the throughput of one image per pass with a pass per "
         "core at once (no batching, all cores busy)"
     )
+    if all(cpu_per_request.values()):
+        print(
+            "  server CPU per request, all threads (ms, median of rounds; cores kept busy): "
+            + ", ".join(
+                f"{name} {statistics.median(cpu_per_request[name]):.2f} "
+                f"({statistics.median(cores_busy[name]):.2f})"
+                for name in GAIN_SERVERS
+            )
+        )
     scaled = [b / w for b, w in zip(gains["batched"], gains["whole-decode"], strict=True)]
     print(
         f"  scaled JPEG decode (the default): x{statistics.median(scaled):.2f} the throughput of decoding "
@@ -339,11 +350,13 @@ def report_batching_gain(onnx: Path, jpegs: list[bytes], top: int, args: argpars
 
 def batching_gain(
     onnx: Path, jpegs: list[bytes], concurrency: int, args: argparse.Namespace
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
     """req/s of four predictors at ``concurrency``, measured in turns for ``args.gain_rounds`` rounds:
     the defaults (batching), batching off (``max_batch_size=1``: one image per forward pass, one pass
     at a time), batching off with one single-core session per core running passes side by side, and
-    the defaults with every JPEG decoded whole."""
+    the defaults with every JPEG decoded whole. Also each server's CPU milliseconds per request (all
+    its threads) and the cores it kept busy, per round: a shared machine shifts throughput more than
+    the work a request costs."""
     from nexus.cpu import cpu_count
 
     settings = {
@@ -357,6 +370,8 @@ def batching_gain(
         },
     }
     measured: dict[str, list[float]] = {name: [] for name in settings}
+    cpu_per_request: dict[str, list[float]] = {name: [] for name in settings}
+    cores_busy: dict[str, list[float]] = {name: [] for name in settings}
     with contextlib.ExitStack() as stack:
         servers = {
             name: stack.enter_context(PredictorProcess.start(onnx, timeout_s=120, **kwargs))
@@ -366,9 +381,23 @@ def batching_gain(
             asyncio.run(http_load(server.url, jpegs, concurrency, 1.0))
         for _ in range(args.gain_rounds):
             for name, server in servers.items():
+                cpu_before, started = process_cpu_seconds(server.process.pid), time.perf_counter()
                 point = asyncio.run(http_load(server.url, jpegs, concurrency, args.duration / 2))
+                cpu_after, elapsed = process_cpu_seconds(server.process.pid), time.perf_counter() - started
                 measured[name].append(point["rps"])
-    return measured
+                if cpu_before is not None and cpu_after is not None and point["requests"]:
+                    cpu_per_request[name].append(1000 * (cpu_after - cpu_before) / point["requests"])
+                    cores_busy[name].append((cpu_after - cpu_before) / elapsed)
+    return measured, cpu_per_request, cores_busy
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, all its threads (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _raw_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:

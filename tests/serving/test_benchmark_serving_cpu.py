@@ -3,6 +3,7 @@ server it compares, and prints the table, the ratios, the batching comparison an
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -53,6 +54,9 @@ def test_batching_only_measures_just_the_batching_comparison(detect_onnx, val_im
     ratio = r"batching: x[\d.]+ the throughput of one-at-a-time, median of rounds \(x[\d.]+;"
     assert re.search(ratio, run.stdout), run.stdout
     assert re.search(r"scaled JPEG decode \(the default\): x[\d.]+ the throughput", run.stdout), run.stdout
+    cpu = re.search(r"server CPU per request, all threads .*?: batched ([\d.]+) \(([\d.]+)\)", run.stdout)
+    assert cpu is not None, run.stdout
+    assert float(cpu.group(1)) > 0 and 0 < float(cpu.group(2)) <= (os.cpu_count() or 1) + 0.5
     assert "ultralytics" not in run.stdout and "server overhead" not in run.stdout
 
 
