@@ -22,7 +22,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import re
 import socket
 import statistics
@@ -392,12 +391,14 @@ def batching_gain(
 
 
 def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process, all its threads (Linux ``/proc``; None elsewhere)."""
+    """User + system CPU seconds of a process, all its threads (None if it cannot be read)."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
 
 
 def _raw_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
