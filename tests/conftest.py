@@ -77,9 +77,14 @@ def sample_dataset(shared_dir, session_home) -> Path:
     return build_once(shared_dir, "shapes", build)
 
 
-def _trained(
-    shared: Path, dataset: Path, model: str, name: str, epochs: int = 16, extra: dict | None = None
-) -> Path:
+# Ultralytics' warm-up lasts at least 100 steps, longer than a short run on 48 images, and mosaics of
+# 96-px images shrink the shapes: without both, 80 epochs (about a minute on a core) give class
+# scores around 0.3 on the shapes (mAP50 about 0.15), where 16 epochs with them stayed near 0.004 on
+# every image, and a test comparing two inference paths passed on outputs that ignored the image.
+FIXTURE_EPOCHS = 80
+
+
+def _trained(shared: Path, dataset: Path, model: str, name: str) -> Path:
     from nexus.settings import NexusSettings
     from nexus.training import TrainConfig, train_model
 
@@ -88,34 +93,28 @@ def _trained(
         config = TrainConfig(
             data=dataset,
             model=model,
-            epochs=epochs,
+            epochs=FIXTURE_EPOCHS,
             imgsz=96,
             batch=8,
             name=name,
             seed=0,
-            extra={"val": False, "plots": False, **(extra or {})},
+            # no warm-up and no mosaics: see FIXTURE_EPOCHS
+            extra={"val": False, "plots": False, "warmup_epochs": 0, "mosaic": 0},
         )
         return train_model(config, settings=settings, progress=False).best_weights
 
     return build_once(shared, name, build)
 
 
-# Ultralytics' warm-up lasts at least 100 steps, longer than a short run on 48 images, and mosaics of
-# 96-px images shrink the shapes: without both, 80 epochs (about a minute on a core) give class
-# scores around 0.3 on the shapes (mAP50 about 0.15), where 16 epochs with them stayed near 0.004 on
-# every image, and a test comparing two inference paths passed on outputs that ignored the image.
-FIXTURE_TRAINING = {"epochs": 80, "extra": {"warmup_epochs": 0, "mosaic": 0}}
-
-
 @pytest.fixture(scope="session")
 def detect_weights(shared_dir, sample_dataset, session_home) -> Path:
     """YOLOv8n trained from scratch until its detections follow the image (tests/test_fixture_models.py)."""
-    return _trained(shared_dir, sample_dataset, "yolov8n.yaml", "fixture-detect-v2", **FIXTURE_TRAINING)
+    return _trained(shared_dir, sample_dataset, "yolov8n.yaml", "fixture-detect-v2")
 
 
 @pytest.fixture(scope="session")
 def segment_weights(shared_dir, sample_dataset, session_home) -> Path:
-    return _trained(shared_dir, sample_dataset, "yolov8n-seg.yaml", "fixture-segment-v2", **FIXTURE_TRAINING)
+    return _trained(shared_dir, sample_dataset, "yolov8n-seg.yaml", "fixture-segment-v2")
 
 
 @pytest.fixture(scope="session")
