@@ -175,6 +175,16 @@ class Detector:
                 rows_per_image += decode_predictions(
                     predictions[index : index + 1], self.metadata.num_classes, image_options
                 )
+        return self.detections_from_rows(rows_per_image, protos, geometries)
+
+    def detections_from_rows(
+        self,
+        rows_per_image: Sequence[np.ndarray],
+        protos: np.ndarray | None,
+        geometries: Sequence[LetterboxGeometry],
+    ) -> list[Detections]:
+        """``Detections`` in original-image pixels from ``decode_predictions`` rows (and masks from the
+        prototypes of a segmentation head)."""
         results = []
         for index, (rows, geometry) in enumerate(zip(rows_per_image, geometries, strict=True)):
             boxes = geometry.boxes_to_original(rows[:, :4])

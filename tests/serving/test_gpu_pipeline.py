@@ -33,6 +33,57 @@ def test_torch_letterbox_matches_the_cpu_letterbox(height, width, auto):
     assert difference.mean() < 1.5 / 255  # interpolation rounding differs from OpenCV by a level or so
 
 
+def test_letterbox_of_a_mixed_batch_equals_each_image_alone():
+    """Same-shape images are resized together (in chunks): each must come out as it would alone."""
+    from nexus.serving.gpu_pipeline import LETTERBOX_CHUNK, letterbox_tensors
+
+    rng = np.random.default_rng(1)
+    shapes = [(72, 128)] * (LETTERBOX_CHUNK + 3) + [(96, 96), (50, 300), (80, 160), (96, 96)]
+    order = rng.permutation(len(shapes))  # a shape's images are not neighbours in the batch
+    images = [torch.from_numpy(rng.integers(0, 255, (3, *shapes[i]), dtype=np.uint8)) for i in order]
+    batch, geometries = letterbox_tensors(images, (160, 160), dtype=torch.float16)
+    for index, image in enumerate(images):
+        alone, (geometry,) = letterbox_tensors([image], (160, 160), dtype=torch.float16)
+        assert geometries[index] == geometry
+        assert torch.equal(batch[index], alone[0]), f"image {index} of shape {tuple(image.shape)}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_candidate_columns_leave_decode_predictions_unchanged(dtype):
+    """Only candidate columns leave the device, and NMS on them gives exactly the whole output's rows."""
+    from nexus.serving.gpu_pipeline import candidate_columns
+    from nexus.vision.postprocess import decode_predictions
+
+    rng = np.random.default_rng(2)
+    num_classes, anchors = 3, 600
+    predictions = np.empty((5, 4 + num_classes + 2, anchors), np.float32)
+    predictions[:, :2] = rng.uniform(0, 160, (5, 2, anchors))
+    predictions[:, 2:4] = rng.uniform(4, 40, (5, 2, anchors))
+    predictions[:, 4 : 4 + num_classes] = rng.random((5, num_classes, anchors)) ** 3
+    predictions[:, 4 + num_classes :] = rng.normal(size=(5, 2, anchors))  # extra (mask) channels
+    # scores on either side of a threshold that float32 cannot hold exactly
+    predictions[:, 4, 0] = np.float32(0.3)
+    predictions[:, 4, 1] = np.nextafter(np.float32(0.3), np.float32(1))
+    options = [
+        PostprocessOptions(conf_threshold=0.3),
+        PostprocessOptions(conf_threshold=0.25, classes=(1,)),
+        PostprocessOptions(conf_threshold=0.0, max_detections=7),
+        PostprocessOptions(conf_threshold=1.0),
+        PostprocessOptions(conf_threshold=0.5, agnostic=True, iou_threshold=0.3),
+    ]
+    tensor = torch.from_numpy(predictions).to(dtype)
+    whole = tensor.float().numpy()
+    candidates = candidate_columns(tensor, num_classes, options)
+    assert [c.shape[1] for c in candidates] == [whole.shape[1]] * 5
+    assert candidates[0].shape[2] < anchors and candidates[3].shape[2] == 0
+    assert candidates[2].shape[2] == anchors
+    for index, (columns, image_options) in enumerate(zip(candidates, options, strict=True)):
+        got = decode_predictions(columns, num_classes, image_options)[0]
+        want = decode_predictions(whole[index : index + 1], num_classes, image_options)[0]
+        np.testing.assert_array_equal(got, want)
+    assert len(decode_predictions(candidates[0], num_classes, options[0])[0]) > 0
+
+
 def test_jpeg_decode_on_cpu_tensor_matches_opencv(jpegs):
     from nexus.serving.gpu_pipeline import decode_jpeg_tensor
 
