@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--mode transformer needs --predictor-host host:port")
     if args.mode != "transformer" and not args.model:
         parser.error(f"--mode {args.mode} needs --model")
+    if not 1 <= args.port <= 65535:  # before loading the model, not a traceback from bind() after it
+        parser.error(f"--port must be within 1..65535, got {args.port}")
     if args.max_request_bytes is not None and args.max_request_bytes < 1:
         parser.error(f"--max-request-bytes must be at least 1, got {args.max_request_bytes}")
     if args.workers != 1:

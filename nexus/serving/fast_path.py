@@ -135,6 +135,9 @@ async def answer_inference(
     v1 bodies go through ``dataplane.decode`` (JSON, CloudEvents); v2 bodies through
     :func:`decode_v2_body` (binary tensors stay bytes). Errors propagate as KServe's exceptions.
     """
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):  # else the error would be about invalid UTF-8 or JSON
+        raise InvalidInput(f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
     if protocol == "v2":
         request: Any = decode_v2_body(body, headers.get("inference-header-content-length"), name)
         attributes: dict = {}

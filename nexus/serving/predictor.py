@@ -39,10 +39,17 @@ from nexus.serving.protocol import (
     check_class_ids,
     image_result,
     model_io_spec,
+    no_explainer,
     parse_v1,
     parse_v2,
 )
-from nexus.vision.image_io import ScaledImage, decode_image_bytes, decode_image_for_input, pixels_and_shape
+from nexus.vision.image_io import (
+    ScaledImage,
+    decode_image_bytes,
+    decode_image_for_input,
+    pixels_and_shape,
+    shrink_for_input,
+)
 from nexus.vision.postprocess import PostprocessOptions
 
 
@@ -60,6 +67,7 @@ class DetectionPredictor(kserve.Model):
         self.batcher: DynamicBatcher | None = None
         self.gpu_pipeline: Any = None
         self._input_shape: tuple[int, int] | None = None  # set when JPEGs may decode below full size
+        self._letterbox_shape: tuple[int, int] | None = None  # set when images shrink as they decode
         self.ready = False
         # One decoding thread per core: more only contend with inference for the same cores.
         # (x1.1 throughput at concurrency 32 on 2 cores against asyncio's default pool of 6 threads)
@@ -76,8 +84,10 @@ class DetectionPredictor(kserve.Model):
             from nexus.serving.gpu_pipeline import GpuPipeline
 
             self.gpu_pipeline = GpuPipeline(self.detector, imgsz=self.config.imgsz)
-        elif self.config.scaled_jpeg_decode:
-            self._input_shape = self.detector.input_size(self.config.imgsz)
+        else:
+            self._letterbox_shape = self.detector.input_size(self.config.imgsz)
+            if self.config.scaled_jpeg_decode:
+                self._input_shape = self._letterbox_shape
         self.batcher = DynamicBatcher(
             self._run_batch,
             self.config.batching,
@@ -160,6 +170,8 @@ class DetectionPredictor(kserve.Model):
     async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
         if verb == kserve.model.InferenceVerb.PREDICT and not self.required_response_headers:
             return await self.metrics.count_outcome(self._predict_call(body, headers))
+        if verb == kserve.model.InferenceVerb.EXPLAIN:
+            return await self.metrics.count_outcome(no_explainer(self.name))
         return await self.metrics.count_outcome(super().__call__(body, headers, verb))
 
     async def _predict_call(self, body: Any, headers: dict[str, str] | None) -> tuple[Any, dict[str, str]]:
@@ -224,19 +236,21 @@ class DetectionPredictor(kserve.Model):
                 image, name=f"image {index}", max_pixels=self.config.max_image_pixels
             )
         if self._input_shape is not None:
-            return decode_image_for_input(
+            decoded = decode_image_for_input(
                 image, self._input_shape, name=f"image {index}", max_pixels=self.config.max_image_pixels
             )
-        return decode_image_bytes(image, name=f"image {index}", max_pixels=self.config.max_image_pixels)
+        else:
+            decoded = decode_image_bytes(
+                image, name=f"image {index}", max_pixels=self.config.max_image_pixels
+            )
+        if self._letterbox_shape is None:
+            return decoded
+        return shrink_for_input(decoded, self._letterbox_shape)  # the request keeps no whole decodes
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> ParsedRequest:
-        parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
+        limit = self.config.max_images_per_request
+        parsed = parse_v2(payload, limit) if isinstance(payload, InferRequest) else parse_v1(payload, limit)
         check_class_ids(parsed.options, self._metadata())
-        if len(parsed.images) > self.config.max_images_per_request:
-            raise InvalidInput(
-                f"request carries {len(parsed.images)} images; the limit is "
-                f"{self.config.max_images_per_request} per request"
-            )
         start = time.perf_counter()
         if self._alone(len(parsed.images)):
             try:
@@ -278,7 +292,14 @@ class DetectionPredictor(kserve.Model):
             for item, image in zip(detections, payload.images, strict=True)
         ]
         if payload.protocol == "v2":
-            return build_v2_response(self.name, payload.request_id, results, self.config.version)
+            return build_v2_response(
+                self.name,
+                payload.request_id,
+                results,
+                self.config.version,
+                payload.outputs,
+                payload.binary_outputs,
+            )
         return build_v1_response(results, self.config.version)
 
     def stop(self) -> None:

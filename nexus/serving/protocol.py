@@ -7,6 +7,8 @@ v1 (``POST /v1/models/{name}:predict``)::
 v2 (``POST /v2/models/{name}/infer``): one input tensor, either ``BYTES`` of shape ``[N]`` holding
 encoded images (JPEG/PNG/WebP; base64 strings in JSON, raw bytes with the binary tensor extension),
 or ``UINT8`` of shape ``[N, H, W, 3]`` (RGB unless the input's parameter ``color_order`` is ``BGR``).
+``outputs`` may name the outputs wanted (each with ``binary_data``); ``binary_data_output`` asks for
+all of them as binary data.
 Request ``parameters``: ``confidence``, ``iou``, ``max_det``, ``classes``, ``agnostic`` (v2 parameters
 are scalars: send ``classes`` as ``"0,2"``).
 """
@@ -17,7 +19,7 @@ import binascii
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import orjson
@@ -28,6 +30,7 @@ from kserve.protocol.infer_type import (
     InferOutput,
     InferRequest,
     InferResponse,
+    RequestedOutput,
     to_http_parameters,
 )
 from kserve.utils.numpy_codec import to_np_dtype
@@ -49,11 +52,28 @@ class ParsedRequest:
     options: PostprocessOptions
     protocol: str
     request_id: str | None = None
+    outputs: list[RequestedOutput] | None = None  # v2: the outputs asked for; None: all
+    binary_outputs: bool = False  # v2: every output as binary data
 
 
 def wants_binary_outputs(request: InferRequest) -> bool:
     """Whether a v2 request asks for every output as binary data (``"binary_data_output": true``)."""
     return _plain((request.parameters or {}).get("binary_data_output")) is True
+
+
+async def no_explainer(model_name: str) -> NoReturn:
+    """What ``:explain`` answers: a 400 before any decoding (KServe's own is a 501 after decoding,
+    counted as a server error)."""
+    raise InvalidInput(
+        f"model {model_name} serves no explanations; ask for detections with "
+        f"POST /v1/models/{model_name}:predict or /v2/models/{model_name}/infer"
+    )
+
+
+def check_image_count(count: int, max_images: int | None) -> None:
+    """Raise ``InvalidInput`` when a request carries more than ``max_images`` images."""
+    if max_images is not None and count > max_images:
+        raise InvalidInput(f"request carries {count} images; the limit is {max_images} per request")
 
 
 def _plain(value: Any) -> Any:
@@ -95,6 +115,8 @@ def _class_ids(value: Any) -> tuple[int, ...]:
         value = [item for item in value.replace(" ", "").split(",") if item]
     elif not isinstance(value, list | tuple):
         value = [value]
+    if not value:  # an empty filter would drop every detection
+        raise ValueError("'classes' is empty; leave it out to keep every class")
     ids = tuple(_whole("classes", item) for item in value)
     if any(class_id < 0 for class_id in ids):
         raise ValueError(f"'classes' must hold class ids >= 0, got {list(ids)}")
@@ -155,8 +177,8 @@ def _b64(value: Any, where: str) -> bytes:
         raise InvalidInput(f"{where}: not valid base64 ({error})") from error
 
 
-def parse_v1(payload: Any) -> ParsedRequest:
-    """Parse a v1 ``{"instances": [...]}`` body with base64 images."""
+def parse_v1(payload: Any, max_images: int | None = None) -> ParsedRequest:
+    """Parse a v1 ``{"instances": [...]}`` body with base64 images (counted before any is decoded)."""
     if not isinstance(payload, dict):
         raise InvalidInput(
             'expected a JSON object {"instances": [{"image_bytes": {"b64": ...}}]} '
@@ -165,6 +187,7 @@ def parse_v1(payload: Any) -> ParsedRequest:
     instances = payload.get("instances")
     if not isinstance(instances, list) or not instances:
         raise InvalidInput('"instances" must be a non-empty list of {"image_bytes": {"b64": ...}}')
+    check_image_count(len(instances), max_images)
     images: list[bytes | np.ndarray] = []
     for index, instance in enumerate(instances):
         where = f"instances[{index}]"
@@ -218,7 +241,7 @@ def decode_v2_body(body: bytes, header_length: str | None, model_name: str) -> I
         name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
         if not isinstance(name, str) or not isinstance(datatype, str):
             raise InvalidInput(f"inputs[{index}] needs a string 'name' and 'datatype'")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise InvalidInput(
                 f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}"
             )
@@ -230,7 +253,7 @@ def decode_v2_body(body: bytes, header_length: str | None, model_name: str) -> I
             tensor.data = item["data"]
         elif "binary_data_size" in parameters:
             size = parameters["binary_data_size"]
-            if not isinstance(size, int) or size < 0 or offset + size > len(rest):
+            if not _is_count(size) or offset + size > len(rest):
                 raise InvalidInput(
                     f"input {name!r}: binary_data_size {size!r} exceeds the {len(rest) - offset} bytes left"
                 )
@@ -249,7 +272,29 @@ def decode_v2_body(body: bytes, header_length: str | None, model_name: str) -> I
         infer_inputs=inputs,
         request_id=document.get("id"),
         parameters=parameters,
+        request_outputs=_requested_outputs(document.get("outputs")),
     )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _requested_outputs(outputs: Any) -> list[RequestedOutput] | None:
+    """The request's ``outputs`` (``[{"name": "boxes", "parameters": {"binary_data": true}}]``)."""
+    if outputs is None:
+        return None
+    if not isinstance(outputs, list) or not all(
+        isinstance(item, dict)
+        and isinstance(item.get("name"), str)
+        and isinstance(item.get("parameters") or {}, dict)
+        for item in outputs
+    ):
+        raise InvalidInput(
+            '"outputs" must be a list of objects such as '
+            '{"name": "boxes", "parameters": {"binary_data": true}}'
+        )
+    return [RequestedOutput(item["name"], item.get("parameters")) for item in outputs] or None
 
 
 def decode_v2_response(body: bytes, header_length: str | None, model_name: str) -> InferResponse:
@@ -287,8 +332,9 @@ def decode_v2_response(body: bytes, header_length: str | None, model_name: str) 
     )
 
 
-def parse_v2(request: InferRequest) -> ParsedRequest:
-    """Parse an OIP request: a ``BYTES`` tensor of encoded images or a ``UINT8`` ``[N,H,W,3]`` tensor."""
+def parse_v2(request: InferRequest, max_images: int | None = None) -> ParsedRequest:
+    """Parse an OIP request: a ``BYTES`` tensor of encoded images or a ``UINT8`` ``[N,H,W,3]`` tensor
+    (its images counted from the shape, before any is decoded)."""
     if len(request.inputs) != 1:
         raise InvalidInput(
             f"expected exactly one input tensor (encoded images as BYTES [N] or pixels as UINT8 "
@@ -302,8 +348,16 @@ def parse_v2(request: InferRequest) -> ParsedRequest:
             f"input {tensor.name!r}: datatype {datatype} is not supported; send encoded images as BYTES "
             "or pixels as UINT8 [N,H,W,3]"
         )
+    outputs = request.request_outputs or None
+    if outputs and (unknown := [output.name for output in outputs if output.name not in OUTPUT_NAMES]):
+        raise InvalidInput(f"unknown outputs {unknown}; this model answers {list(OUTPUT_NAMES)}")
+    # images counted from the shape, before any is decoded (other shapes are refused below)
+    if (datatype == "BYTES" and len(shape) in (1, 2) and shape[1:] in ([], [1])) or len(shape) == 4:
+        check_image_count(shape[0], max_images)
     try:
-        array = tensor.as_numpy()
+        array = _uint8_array(tensor) if datatype == "UINT8" else tensor.as_numpy()
+    except InvalidInput:
+        raise
     except OverflowError as error:
         raise InvalidInput(f"input {tensor.name!r}: UINT8 values must be within 0..255 ({error})") from error
     except struct.error as error:
@@ -340,7 +394,26 @@ def parse_v2(request: InferRequest) -> ParsedRequest:
             raise InvalidInput(f"input {tensor.name!r}: color_order must be RGB or BGR, got {order!r}")
         for image in array:
             images.append(np.ascontiguousarray(image[..., ::-1] if order == "RGB" else image))
-    return ParsedRequest(images, parse_options(request.parameters), "v2", request.id)
+    options = parse_options(request.parameters)
+    return ParsedRequest(images, options, "v2", request.id, outputs, wants_binary_outputs(request))
+
+
+def _uint8_array(tensor: InferInput) -> np.ndarray:
+    """``tensor.as_numpy()`` of a UINT8 tensor, refusing JSON values that are not whole numbers
+    (numpy would cut 0.7 to 0: pixels scaled to [0, 1] would become a black image) or are booleans."""
+    if tensor._raw_data is not None:
+        return tensor.as_numpy()
+    values = np.asarray(tensor.data)
+    if values.dtype.kind == "b" or (values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0)):
+        raise InvalidInput(
+            f"input {tensor.name!r}: UINT8 data must be whole numbers within 0..255 (pixels, not "
+            f"pixels / 255), got {values.dtype.name} values"
+        )
+    if values.dtype.kind not in "iuf" or not values.size:
+        return tensor.as_numpy()  # its own errors for strings, nulls, nothing
+    if values.min() < 0 or values.max() > 255:
+        raise OverflowError(f"values from {values.min()} to {values.max()}")
+    return values.astype(np.uint8).reshape(tensor.shape)
 
 
 def image_result(detections: Detections, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -397,9 +470,15 @@ class JsonInferResponse(InferResponse):
 
 
 def build_v2_response(
-    model_name: str, request_id: str | None, results: list[dict[str, Any]], version: str
+    model_name: str,
+    request_id: str | None,
+    results: list[dict[str, Any]],
+    version: str,
+    requested_outputs: list[RequestedOutput] | None = None,
+    binary_outputs: bool = False,
 ) -> InferResponse:
-    """One JSON document per image (``detections``) plus flat numeric tensors over all detections."""
+    """One JSON document per image (``detections``) plus flat numeric tensors over all detections;
+    only ``requested_outputs`` when given, as binary data where they (or ``binary_outputs``) ask."""
     boxes, scores, class_ids, image_index = [], [], [], []
     for index, result in enumerate(results):
         for record in result["detections"]:
@@ -420,6 +499,8 @@ def build_v2_response(
         model_name=model_name,
         infer_outputs=outputs,
         model_version=version,
+        use_binary_outputs=binary_outputs,
+        requested_outputs=requested_outputs,
     )
 
 

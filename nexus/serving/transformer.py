@@ -44,7 +44,7 @@ from nexus.inference.detector import Detector
 from nexus.inference.metadata import ModelMetadata
 from nexus.serving.batching import DynamicBatcher
 from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES
-from nexus.serving.config import BatchingConfig
+from nexus.serving.config import BatchingConfig, PredictorConfig
 from nexus.serving.metrics import PredictorMetrics
 from nexus.serving.model_source import ModelSource
 from nexus.serving.protocol import (
@@ -55,6 +55,7 @@ from nexus.serving.protocol import (
     decode_v2_response,
     image_result,
     model_io_spec,
+    no_explainer,
     parse_v1,
     parse_v2,
     wants_binary_outputs,
@@ -64,6 +65,7 @@ from nexus.vision.image_io import (
     decode_image_bytes,
     decode_image_for_input,
     pixels_and_shape,
+    shrink_for_input,
 )
 from nexus.vision.letterbox import scale_pixels
 
@@ -187,6 +189,8 @@ class TensorPredictor(kserve.Model):
             self.batcher.close()
 
     async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
+        if verb == kserve.model.InferenceVerb.EXPLAIN:
+            return await self.metrics.count_outcome(no_explainer(self.name))
         return await self.metrics.count_outcome(super().__call__(body, headers, verb))
 
     def describe(self) -> dict[str, Any]:
@@ -305,11 +309,13 @@ class DetectionTransformer(kserve.Model):
         version: str = "v1",
         predictor_wait_s: float = 0.0,
         scaled_jpeg_decode: bool = True,
+        max_images_per_request: int = PredictorConfig.max_images_per_request,
     ) -> None:
         super().__init__(name)
         self.predictor_host, self.imgsz, self.version = predictor_host, imgsz, version
         self.predictor_wait_s = predictor_wait_s
         self.scaled_jpeg_decode = scaled_jpeg_decode  # as PredictorConfig.scaled_jpeg_decode
+        self.max_images_per_request = max_images_per_request  # as the single predictor's
         # decode, preprocess (letterbox), inference (the predictor's round trip), postprocess (NMS)
         self.metrics = PredictorMetrics(name, version)
         self.detector: Detector | None = None
@@ -326,6 +332,8 @@ class DetectionTransformer(kserve.Model):
         return True
 
     async def __call__(self, body, headers=None, verb=kserve.model.InferenceVerb.PREDICT):
+        if verb == kserve.model.InferenceVerb.EXPLAIN:
+            return await self.metrics.count_outcome(no_explainer(self.name))
         return await self.metrics.count_outcome(super().__call__(body, headers, verb))
 
     def describe(self) -> dict[str, Any]:
@@ -363,12 +371,14 @@ class DetectionTransformer(kserve.Model):
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> InferRequest:
         assert self.detector is not None
-        parsed = parse_v2(payload) if isinstance(payload, InferRequest) else parse_v1(payload)
+        limit = self.max_images_per_request
+        parsed = parse_v2(payload, limit) if isinstance(payload, InferRequest) else parse_v1(payload, limit)
         detector = self.detector
         check_class_ids(parsed.options, detector.metadata)
 
         def decode_and_letterbox() -> tuple[np.ndarray, list, list[tuple[int, int]]]:
-            input_shape = detector.input_size(self.imgsz) if self.scaled_jpeg_decode else None
+            letterbox_shape = detector.input_size(self.imgsz)
+            input_shape = letterbox_shape if self.scaled_jpeg_decode else None
             images, shapes = [], []
             for index, image in enumerate(parsed.images):
                 if not isinstance(image, np.ndarray):
@@ -377,6 +387,7 @@ class DetectionTransformer(kserve.Model):
                         image = decode_image_bytes(image, f"image {index}", MAX_IMAGE_PIXELS)
                     else:
                         image = decode_image_for_input(image, input_shape, f"image {index}", MAX_IMAGE_PIXELS)
+                    image = shrink_for_input(image, letterbox_shape)  # the request keeps no whole decodes
                     self.metrics.stage["decode"].observe(time.perf_counter() - start)  # per image
                 pixels, shape = pixels_and_shape(image)
                 images.append(pixels)
@@ -394,7 +405,8 @@ class DetectionTransformer(kserve.Model):
         except NexusError as error:
             raise InvalidInput(str(error)) from error
         request_id = uuid.uuid4().hex
-        self._pending[request_id] = (geometries, parsed.options, parsed.protocol, parsed.request_id, shapes)
+        parsed.images = []  # the encoded bytes are not needed past this point
+        self._pending[request_id] = (geometries, parsed, shapes)
         tensor = InferInput("input", list(batch.shape), "UINT8")
         tensor.set_data_from_numpy(batch, binary_data=True)
         return InferRequest(model_name=self.name, infer_inputs=[tensor], request_id=request_id)
@@ -466,17 +478,19 @@ class DetectionTransformer(kserve.Model):
         assert self.detector is not None
         if not isinstance(result, InferResponse) or result.id not in self._pending:
             raise InvalidInput("the predictor answered a request this transformer did not send")
-        geometries, options, protocol, request_id, shapes = self._pending.pop(result.id)
+        geometries, parsed, shapes = self._pending.pop(result.id)
         start = time.perf_counter()
         outputs = {output.name: output.as_numpy() for output in result.outputs}
         detections = self._decoder_for(result).postprocess(
-            outputs["predictions"], outputs.get("protos"), geometries, [options] * len(geometries)
+            outputs["predictions"], outputs.get("protos"), geometries, [parsed.options] * len(geometries)
         )
         self.metrics.stage["postprocess"].observe(time.perf_counter() - start)
         results = [image_result(d, shape) for d, shape in zip(detections, shapes, strict=True)]
         version = result.model_version or self.version  # the predictor revision that ran the model
-        if protocol == "v2":
-            return build_v2_response(self.name, request_id, results, version)
+        if parsed.protocol == "v2":
+            return build_v2_response(
+                self.name, parsed.request_id, results, version, parsed.outputs, parsed.binary_outputs
+            )
         return build_v1_response(results, version)
 
 
