@@ -35,16 +35,33 @@ def _call(method: str, router: str, path: str, body: dict | None = None) -> dict
     from nexus.settings import NexusSettings
 
     token = NexusSettings.from_env().router_admin_token
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    # as bytes: a token beyond ASCII goes as its UTF-8, which the router compares against
+    headers = {"Authorization": b"Bearer " + token.encode()} if token else {}
     try:
         response = httpx.request(
             method, f"{router.rstrip('/')}{path}", json=body, headers=headers, timeout=10.0
         )
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
+        raise NexusError(f"--router {router!r} is not an http:// URL: {error}") from error
     except httpx.HTTPError as error:
-        raise NexusError(f"cannot reach the canary router at {router}: {type(error).__name__}") from error
+        raise NexusError(
+            f"cannot reach the canary router at {router}: {type(error).__name__}; is one running there? "
+            "'nexus deploy show' prints a local deployment's url: pass it with --router (or NEXUS_ROUTER_URL)"
+        ) from error
     if response.status_code >= 400:
         raise NexusError(f"router answered {response.status_code}: {response.text[:300]}")
-    return response.json()
+    try:
+        return response.json()
+    except ValueError as error:
+        raise NexusError(
+            f"{router} answered {response.status_code} without JSON: is it a canary router? "
+            f"{response.text[:120]!r}"
+        ) from error
+
+
+def _check_percent(percent: float) -> None:
+    if not 0 <= percent <= 100:  # NaN fails too
+        raise NexusError(f"traffic percent must be within [0, 100], got {percent}")
 
 
 @app.command("status")
@@ -99,6 +116,7 @@ def traffic_command(
     namespace: NamespaceOption = "default",
 ) -> None:
     """Change the challenger's share of traffic."""
+    _check_percent(percent)
     if kserve:
         if percent != int(percent):
             raise NexusError(f"KServe's canaryTrafficPercent is a whole number, got {percent}")
@@ -227,7 +245,7 @@ def down_command(deployment: DeploymentArgument = "nexus-detector") -> None:
     from nexus.serving.deployment import LocalDeployment, stop_server
     from nexus.settings import NexusSettings
 
-    stopped = stop_server(LocalDeployment.load(NexusSettings.from_env(), deployment))
+    stopped = stop_server(LocalDeployment.require(NexusSettings.from_env(), deployment))
     typer.echo(f"{deployment}: {'stopped' if stopped else 'was not running'}")
 
 

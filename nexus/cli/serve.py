@@ -217,7 +217,8 @@ def _serve_canary(
                 err=True,
             )
         app = create_router_app(router, max_request_bytes=max_request_bytes, admin_token=admin_token)
-        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+        # ws="none": the router serves no websockets; with them on, an upgrade request hangs its connection
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", ws="none")
     finally:
         for predictor in started:
             predictor.stop()

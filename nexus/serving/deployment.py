@@ -19,11 +19,12 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from nexus.errors import DeploymentError
 from nexus.settings import NexusSettings
@@ -31,6 +32,11 @@ from nexus.settings import NexusSettings
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _check_name(name: str) -> None:
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise DeploymentError(f"deployment name {name!r} must be letters, digits, '-' or '_'")
 
 
 @dataclass
@@ -59,13 +65,13 @@ class LocalDeployment:
     home: Path = field(default=Path(".nexus"), repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
-            raise DeploymentError(f"deployment name {self.name!r} must be letters, digits, '-' or '_'")
+        _check_name(self.name)
         if not 0 <= self.canary_percent <= 100:
             raise DeploymentError(f"canary percent must be within [0, 100], got {self.canary_percent}")
 
     @staticmethod
     def path_for(settings: NexusSettings, name: str) -> Path:
+        _check_name(name)  # never a path out of the deployments folder
         return settings.home / "deployments" / f"{name}.json"
 
     @property
@@ -76,15 +82,28 @@ class LocalDeployment:
     def load(
         cls, settings: NexusSettings, name: str, registered_model: str = "nexus-detector"
     ) -> LocalDeployment:
-        """The record of ``name``; an empty one (nothing deployed) if it does not exist yet."""
+        """The record of ``name``; an empty one (nothing deployed) if it does not exist yet.
+
+        Raises:
+            DeploymentError: the record is there but unreadable; it is left as it is.
+        """
         path = cls.path_for(settings, name)
         if not path.is_file():
             return cls(name=name, registered_model=registered_model, home=settings.home)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise DeploymentError(f"unreadable deployment record: {error}", path=path) from error
-        return cls(**data, home=settings.home)
+            problem = _record_problem(data, name)
+            if problem is None:
+                return cls(**data, home=settings.home)
+        except (OSError, ValueError) as error:  # ValueError: not JSON, not UTF-8
+            problem = str(error)
+        except DeploymentError as error:  # a field out of range
+            problem = str(error)
+        raise DeploymentError(
+            f"unreadable deployment record ({problem}); nothing was changed: repair the file, or move it "
+            "aside and deploy again (its history stays in the moved file)",
+            path=path,
+        )
 
     @classmethod
     def require(cls, settings: NexusSettings, name: str) -> LocalDeployment:
@@ -112,18 +131,59 @@ class LocalDeployment:
         return f"models:/{self.registered_model}/{version}"
 
     def is_running(self) -> bool:
+        """Whether the server this record started still runs: a process under ``pid`` that is not
+        that server (the pid taken by another program since) does not count."""
         if self.pid is None:
             return False
         try:
-            os.kill(self.pid, 0)
-        except OSError:
+            command = psutil.Process(self.pid).cmdline()
+        except psutil.Error:  # gone, a zombie, or not ours to see
             return False
-        return True
+        return command[1:4] == ["-m", "nexus.cli.main", "serve"] and _option(command, "--name") == self.name
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "home"}
         data["running"] = self.is_running()
         return data
+
+
+def _option(command: list[str], option: str) -> str | None:
+    index = command.index(option) if option in command else -1
+    return command[index + 1] if 0 <= index < len(command) - 1 else None
+
+
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "registered_model": (str,),
+    "champion": (str, type(None)),
+    "challenger": (str, type(None)),
+    "canary_percent": (int, float),
+    "url": (str, type(None)),
+    "pid": (int, type(None)),
+    "history": (list,),
+}
+
+
+def _record_problem(data: Any, name: str) -> str | None:
+    """What makes ``data`` (a record as read from disk) unusable as the record of ``name``, or ``None``."""
+    if not isinstance(data, dict):
+        return f"a JSON object expected, got {type(data).__name__}"
+    known = {f.name for f in fields(LocalDeployment)} - {"home"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        return f"unknown field(s) {', '.join(map(repr, unknown))}"
+    if "name" not in data:
+        return "no field 'name'"
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, _RECORD_TYPES[key]):
+            return f"field {key!r} has the wrong type: {value!r}"[:200]
+    if data["name"] != name:
+        return f"it names deployment {data['name']!r}"
+    if data.get("pid") is not None and data["pid"] <= 1:
+        return f"pid {data['pid']} is no server's"
+    if not all(isinstance(entry, dict) for entry in data.get("history", [])):
+        return "field 'history' must be a list of objects"
+    return None
 
 
 def serve_command_line(record: LocalDeployment, port: int, log_dir: Path) -> list[str]:
@@ -173,8 +233,10 @@ def start_server(
     A server already running for the record is stopped first, so the new one serves the record's
     current versions.
     """
-    from nexus.serving.launcher import free_port
+    from nexus.serving.launcher import ensure_port_free, free_port
 
+    if port and not (record.is_running() and record.url == f"http://127.0.0.1:{port}"):
+        ensure_port_free("127.0.0.1", port)  # before stopping the server that runs now, not after
     stop_server(record)
     port = port or free_port()
     log_dir = record.home / "deployments"
@@ -199,8 +261,17 @@ def start_server(
 
 
 def _terminate(pid: int, timeout_s: float = 15.0) -> None:
+    """End the server ``pid`` and, when it leads its own process group (its session), the predictors
+    it started."""
+    if pid <= 1:  # kill(-1) would signal every process of the user
+        return
     try:
-        os.killpg(pid, signal.SIGTERM)
+        leads_group = os.getpgid(pid) == pid
+    except OSError:
+        return
+    kill = os.killpg if leads_group else os.kill
+    try:
+        kill(pid, signal.SIGTERM)
     except OSError:
         return
     deadline = time.monotonic() + timeout_s
@@ -216,7 +287,7 @@ def _terminate(pid: int, timeout_s: float = 15.0) -> None:
             return
         time.sleep(0.1)
     with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGKILL)
+        kill(pid, signal.SIGKILL)
 
 
 def stop_server(record: LocalDeployment) -> bool:

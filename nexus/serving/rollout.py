@@ -24,7 +24,7 @@ def _live(record: LocalDeployment, path: str, settings: NexusSettings) -> bool:
     if not record.is_running() or record.url is None:
         return False
     token = settings.router_admin_token
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {"Authorization": b"Bearer " + token.encode()} if token else {}  # UTF-8, as the router reads it
     try:
         return httpx.post(f"{record.url}{path}", headers=headers, timeout=10.0).status_code == 200
     except httpx.HTTPError:

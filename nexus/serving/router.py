@@ -30,11 +30,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
 
 from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES, RequestBodyLimitMiddleware
 from nexus.serving.metrics import ROUTER_ERRORS, ROUTER_LATENCY, ROUTER_REQUESTS
@@ -42,7 +44,24 @@ from nexus.serving.rollback_rule import VersionHealth, rollback_reason
 
 VERSION_HEADER = "X-Model-Version"
 USER_HEADER = "X-User-Id"
-_HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "accept-encoding"}
+_HOP_HEADERS = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+        "trailer", "transfer-encoding", "upgrade",
+    }
+)  # fmt: skip
+# set anew on each leg: the host, the body's length and the encodings of that connection; the router's
+# own date, server and version headers replace the predictor's
+_REQUEST_SKIP = _HOP_HEADERS | {"host", "content-length", "accept-encoding"}
+_RESPONSE_SKIP = _HOP_HEADERS | {"content-length", "content-encoding", "date", "server", "x-model-version"}
+_URL_SAFE = "/%:@!$&'()*+,;=-._~?"  # what passes unquoted: a client's percent-escapes stay as sent
+_ROUTER_ENDPOINTS = {
+    "admin/status": "GET",
+    "admin/promote": "POST",
+    "admin/rollback": "POST",
+    "admin/traffic": "PUT",
+    "metrics": "GET",
+}
 
 
 @dataclass(frozen=True)
@@ -283,6 +302,8 @@ def _label_body(content: bytes, content_type: str, version: str) -> bytes:
 def pinned_version(path: str) -> tuple[str, str] | None:
     """``(version, path without the version)`` for an OIP versioned route, else ``None``.
 
+    ``path`` is as sent (percent-escapes kept); the version is compared decoded.
+
     Example:
         >>> pinned_version("v2/models/det/versions/v2/infer")
         ('v2', 'v2/models/det/infer')
@@ -291,8 +312,32 @@ def pinned_version(path: str) -> tuple[str, str] | None:
     """
     parts = path.split("/")
     if len(parts) >= 5 and parts[0] == "v2" and parts[1] == "models" and parts[3] == "versions" and parts[4]:
-        return parts[4], "/".join(parts[:3] + parts[5:])
+        return unquote(parts[4]), "/".join(parts[:3] + parts[5:])
     return None
+
+
+def _end_to_end(headers: list[tuple[bytes, bytes]], skip: frozenset[str]) -> list[tuple[bytes, bytes]]:
+    """The headers to pass on, as raw bytes and repeats kept: without ``skip`` and without the ones the
+    ``Connection`` header names (hop-by-hop for this connection only)."""
+    named = {
+        token.strip().lower()
+        for key, value in headers
+        if key.lower() == b"connection"
+        for token in value.decode("latin-1").split(",")
+    }
+    dropped = skip | named
+    return [(key, value) for key, value in headers if key.decode("latin-1").lower() not in dropped]
+
+
+def _percent(body: Any) -> float:
+    """The ``percent`` of a traffic request: a JSON number (not a string or a boolean) within [0, 100]."""
+    value = body.get("percent") if isinstance(body, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        shown = "no field 'percent'" if not isinstance(body, dict) or "percent" not in body else repr(value)
+        raise ValueError(f"percent must be a number, got {shown}")
+    if not 0 <= value <= 100:  # an int compared as it is: a huge one does not fit a float
+        raise ValueError(f"canary percent must be within [0, 100], got {str(value)[:20]}")
+    return float(value) + 0.0  # -0.0 reads 0.0
 
 
 def create_router_app(
@@ -318,6 +363,11 @@ def create_router_app(
     app = FastAPI(title="nexus canary router", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.add_middleware(RequestBodyLimitMiddleware, max_bytes=max_request_bytes)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        detail = {"error": str(error.detail)}
+        return JSONResponse(detail, status_code=error.status_code, headers=error.headers)
+
     def client() -> httpx.AsyncClient:
         if "client" not in client_holder:
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
@@ -330,10 +380,12 @@ def create_router_app(
 
     def refused(request: Request) -> JSONResponse | None:
         """A 401 unless the request carries the admin token (when one is set)."""
-        if admin_token is None:
+        if not admin_token:
             return None
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), admin_token.encode()):
+        # the header's bytes as sent (Starlette decodes headers as latin-1) against the token's UTF-8
+        given = token.strip().encode("latin-1")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given, admin_token.encode()):
             return None
         message = "changing the rollout needs 'Authorization: Bearer <token>' (NEXUS_ROUTER_ADMIN_TOKEN)"
         return JSONResponse(
@@ -356,11 +408,9 @@ def create_router_app(
         if denied is not None:
             return denied
         try:
-            body = await request.json()
-            return JSONResponse(router.set_percent(float(body["percent"])))
-        except (ValueError, KeyError, TypeError) as error:
-            message = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            return JSONResponse({"error": f'expected {{"percent": 0..100}}: {message}'}, status_code=400)
+            return JSONResponse(router.set_percent(_percent(await request.json())))
+        except ValueError as error:  # not JSON, not UTF-8, or not a percent
+            return JSONResponse({"error": f'expected {{"percent": 0..100}}: {error}'}, status_code=400)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -368,9 +418,20 @@ def create_router_app(
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
     async def proxy(path: str, request: Request) -> Response:
-        pinned = pinned_version(path)
+        if path in _ROUTER_ENDPOINTS or path.startswith("admin/"):  # the router's own: never proxied
+            allowed = _ROUTER_ENDPOINTS.get(path)
+            endpoints = ", ".join(f"{method} /{name}" for name, method in _ROUTER_ENDPOINTS.items())
+            return JSONResponse(
+                {"error": f"{request.method} /{path} is not a router endpoint; there are: {endpoints}"},
+                status_code=404 if allowed is None else 405,
+                headers=None if allowed is None else {"Allow": allowed},
+            )
+        # the path as the client sent it: decoded, a '%3F' or '%23' would turn into a query or a fragment
+        target = quote(request.scope.get("raw_path") or path.encode(), safe=_URL_SAFE).lstrip("/")
+        query = quote(request.scope.get("query_string", b""), safe=_URL_SAFE)
+        pinned = pinned_version(target)
         if pinned is not None:  # /v2/models/{name}/versions/{v}/...: that version, outside the split
-            version, path = pinned
+            version, target = pinned
             if version not in router.versions():
                 serving = ", ".join(router.versions())
                 return JSONResponse(
@@ -382,38 +443,36 @@ def create_router_app(
         else:
             version = router.champion.version
         upstream = router.upstream(version)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         started = time.perf_counter()
         try:
             answer = await client().request(
                 request.method,
-                f"{upstream.url}/{path}",
-                params=request.query_params,
+                f"{upstream.url}/{target}" + (f"?{query}" if query else ""),
                 content=await request.body(),
-                headers=headers,
+                headers=_end_to_end(request.headers.raw, _REQUEST_SKIP),
             )
         except httpx.HTTPError as error:
             if request.method == "POST":
                 router.record(version, True, time.perf_counter() - started)
+            timed_out = isinstance(error, httpx.TimeoutException)
+            reason = f" within {timeout_s:g} s" if timed_out else f": {type(error).__name__}"
             return JSONResponse(
-                {
-                    "error": f"version {version} did not answer: {type(error).__name__}",
-                    "model_version": version,
-                },
-                status_code=502,
+                {"error": f"version {version} did not answer{reason}", "model_version": version},
+                status_code=504 if timed_out else 502,
                 headers={VERSION_HEADER: version},
             )
         if request.method == "POST":
             router.record(version, answer.status_code >= 500, time.perf_counter() - started)
-        content_type = answer.headers.get("content-type", "")
-        out_headers = {
-            k: v for k, v in answer.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}
-        }
-        out_headers[VERSION_HEADER] = version
-        return Response(
-            _label_body(answer.content, content_type, version),
+        response = Response(
+            _label_body(answer.content, answer.headers.get("content-type", ""), version),
             status_code=answer.status_code,
-            headers=out_headers,
+            headers={VERSION_HEADER: version},
         )
+        base = str(request.base_url).rstrip("/")
+        for key, value in _end_to_end(answer.headers.raw, _RESPONSE_SKIP):
+            if key.lower() == b"location":  # a redirect names the router, not the predictor behind it
+                value = value.replace(upstream.url.encode(), base.encode(), 1)
+            response.raw_headers.append((key, value))
+        return response
 
     return app

@@ -60,6 +60,12 @@ def test_serve_canary_end_to_end(detect_onnx, jpegs, tmp_path):
             assert response.status_code == 200
             versions.add(response.json()["model_version"])
         assert versions == {"v1", "v2"}
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(  # an upgrade request is answered, not left hanging
+                f"POST /v1/models/{MODEL_NAME}:predict HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                "Upgrade: websocket\r\nContent-Length: 2\r\n\r\n{}".encode()
+            )
+            assert connection.recv(4096).startswith(b"HTTP/1.1 4")
         for version in ("v1", "v2"):  # both predictors got --full-decode
             metadata = httpx.get(f"{router}/v2/models/{MODEL_NAME}/versions/{version}").json()
             assert metadata["parameters"]["scaled_jpeg_decode"] is False, metadata

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -112,6 +114,13 @@ def test_served_canary_labels_versions_and_follows_promotion(
             seen.add(response.headers["X-Model-Version"])
         assert seen == {f"v{v1}", f"v{v2}"}
         assert httpx.post(f"{record.url}/admin/promote", timeout=10).status_code == 401
+        with socket.socket() as taken:  # 'up' on a port in use fails before it stops the running server
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            assert main(["deploy", "up", NAME, "--port", str(taken.getsockname()[1])]) == 2
+        assert "pick another --port" in capsys.readouterr().err
+        assert LocalDeployment.load(settings, NAME).pid == record.pid
+        assert httpx.get(f"{record.url}/v2/health/ready", timeout=10).status_code == 200
         assert main(["registry", "promote", "--deployment", NAME]) == 0
         assert LocalDeployment.load(settings, NAME).pid == record.pid  # promoted live, not restarted
         for user in range(4):
@@ -127,6 +136,10 @@ def test_served_canary_labels_versions_and_follows_promotion(
     assert not LocalDeployment.load(settings, NAME).is_running()
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{record.url}/v2/health/ready", timeout=2)
+    capsys.readouterr()
+    assert main(["deploy", "down", NAME]) == 0  # twice: nothing to stop, nothing lost
+    assert capsys.readouterr().out.strip() == f"{NAME}: was not running"
+    assert LocalDeployment.load(settings, NAME).champion == v2
 
 
 def test_cli_show_and_errors(settings, capsys):
@@ -140,7 +153,62 @@ def test_cli_show_and_errors(settings, capsys):
     assert "(deployments: other)" in capsys.readouterr().err
     assert main(["deploy", "up", NAME]) == 2
     assert "has no champion yet" in capsys.readouterr().err
+    assert main(["deploy", "down", "othre"]) == 2  # a typo is not 'was not running'
+    assert "no deployment named 'othre' (deployments: other)" in capsys.readouterr().err
     assert main(["registry", "rollback", "--deployment", NAME]) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "Expecting value"),
+        (b'{"name": "detector", ', "Expecting"),
+        (b"\xff\xfe", "'utf-8' codec can't decode"),
+        (b"[]", "a JSON object expected, got list"),
+        (b"{}", "no field 'name'"),
+        (b'{"name": 5}', "field 'name' has the wrong type: 5"),
+        (b'{"name": "detector", "canary_percent": "x"}', "field 'canary_percent' has the wrong type"),
+        (b'{"name": "detector", "canary_percent": 500}', "canary percent must be within [0, 100]"),
+        (b'{"name": "detector", "extra": 1}', "unknown field(s) 'extra'"),
+        (b'{"name": "other"}', "it names deployment 'other'"),
+        (b'{"name": "detector", "history": 3}', "field 'history' has the wrong type"),
+        (b'{"name": "detector", "history": [1]}', "field 'history' must be a list of objects"),
+        (b'{"name": "detector", "pid": 1}', "pid 1 is no server's"),  # kill(-1) would end every process
+        (b'{"name": "detector", "pid": true}', "field 'pid' has the wrong type"),
+    ],
+)
+def test_an_unreadable_record_is_reported_and_kept(settings, capsys, content, problem):
+    path = LocalDeployment.path_for(settings, NAME)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    for argv in (["deploy", "show", NAME], ["deploy", "down", NAME], ["deploy", "up", NAME]):
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert f"{path}: unreadable deployment record ({problem}" in error, error
+        assert "repair the file, or move it aside" in error
+    assert path.read_bytes() == content
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_pid_taken_by_another_program_is_not_the_server(settings, capsys):
+    """A record whose server is gone, its pid since taken by another program: down must not end that."""
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        LocalDeployment(name=NAME, pid=other.pid, url="http://127.0.0.1:1", home=settings.home).save()
+        assert not LocalDeployment.load(settings, NAME).is_running()
+        assert main(["deploy", "down", NAME]) == 0
+        assert capsys.readouterr().out.strip() == f"{NAME}: was not running"
+        assert other.poll() is None  # still running
+        assert LocalDeployment.load(settings, NAME).pid is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.parametrize("name", ["../../etc/x", "a/b", ""])
+def test_a_deployment_name_is_never_a_path(settings, capsys, name):
+    assert main(["deploy", "show", name]) == 2
+    assert "must be letters, digits, '-' or '_'" in capsys.readouterr().err
 
 
 def test_kserve_target_needs_remote_storage_and_a_cluster(settings, tmp_path, monkeypatch):
