@@ -89,6 +89,15 @@ def serve_command(
             help="A transformer on --port (decode, NMS) in front of a tensor predictor (the model).",
         ),
     ] = False,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            hidden=True,  # set by `nexus deploy up`
+            help="The local deployment this canary serves: the router's promotions and rollbacks are "
+            "written to its record and the registry.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a model over KServe v1 and v2 (dynamic batching), optionally as a canary A/B."""
     from nexus.serving.launcher import ensure_port_free
@@ -132,7 +141,7 @@ def serve_command(
     _serve_canary(
         model, canary, port, host, name, device, max_batch_size, max_delay_ms, batch_shards, version,
         canary_version, canary_percent, auto_rollback, rollback_window, rollback_min_requests,
-        rollback_error_margin, rollback_p95_margin, log_dir, max_request_bytes, full_decode,
+        rollback_error_margin, rollback_p95_margin, log_dir, max_request_bytes, full_decode, deployment,
     )  # fmt: skip
 
 
@@ -157,6 +166,7 @@ def _serve_canary(
     log_dir: Path | None,
     max_request_bytes: int,
     full_decode: bool = False,
+    deployment: str | None = None,
 ) -> None:
     import uvicorn
 
@@ -209,6 +219,8 @@ def _serve_canary(
             f"{canary_version} {canary_percent:g}%",
             err=True,
         )
+        if deployment is not None:
+            router.on_change = _persisting_to(deployment)
         admin_token = NexusSettings.from_env().router_admin_token
         if admin_token is None and not _loopback(host):
             typer.echo(
@@ -222,6 +234,27 @@ def _serve_canary(
     finally:
         for predictor in started:
             predictor.stop()
+
+
+def _persisting_to(deployment: str):
+    """The router's ``on_change`` hook for a local deployment: each promotion or rollback also moves
+    the registry and the record (a failure is reported on stderr; the router keeps serving)."""
+    from nexus.serving.rollout import persist_router_change
+    from nexus.settings import NexusSettings
+
+    def persist(event: dict) -> None:
+        try:
+            if persist_router_change(NexusSettings.from_env(), deployment, event):
+                typer.echo(f"deployment {deployment}: recorded the router's {event['action']}", err=True)
+        except Exception as error:  # a hook thread: say it, never take the router down
+            typer.echo(
+                f"deployment {deployment}: could not record the router's {event.get('action')} "
+                f"({type(error).__name__}: {error}); run 'nexus registry {event.get('action')} "
+                f"--deployment {deployment}' to bring the registry and the record in line",
+                err=True,
+            )
+
+    return persist
 
 
 def _loopback(host: str) -> bool:

@@ -198,6 +198,7 @@ def serve_command_line(record: LocalDeployment, port: int, log_dir: Path) -> lis
         command += [
             "--canary", record.model_uri(record.challenger), "--canary-version", f"v{record.challenger}",
             "--canary-percent", f"{record.canary_percent:g}", "--log-dir", str(log_dir),
+            "--deployment", record.name,
         ]  # fmt: skip
     return command
 

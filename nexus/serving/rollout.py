@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from nexus.errors import DeploymentError
@@ -80,13 +82,7 @@ def promote_deployment(settings: NexusSettings, deployment: str) -> LocalDeploym
     record = LocalDeployment.load(settings, deployment)
     if record.challenger is None:
         raise DeploymentError(f"deployment {deployment!r} has no challenger to promote")
-    registry = ModelRegistry(settings, record.registered_model)
-    registry.set_alias(CHALLENGER, record.challenger)
-    registry.promote()
-    previous = record.champion
-    record.champion, record.challenger, record.canary_percent = record.challenger, None, 0.0
-    record.record("promote", version=record.champion, previous=previous)
-    record.save()
+    _promote_challenger(record, ModelRegistry(settings, record.registered_model))
     if record.is_running() and not _live(record, "/admin/promote", settings):
         start_server(record)
     return record
@@ -104,13 +100,7 @@ def rollback_deployment(settings: NexusSettings, deployment: str) -> LocalDeploy
         raise DeploymentError(f"deployment {deployment!r} has nothing deployed to roll back")
     registry = ModelRegistry(settings, record.registered_model)
     if record.challenger is not None:
-        if registry.get(CHALLENGER) is None:
-            registry.set_alias(CHALLENGER, record.challenger)
-        registry.rollback()
-        dropped = record.challenger
-        record.challenger, record.canary_percent = None, 0.0
-        record.record("rollback", dropped=dropped, version=record.champion)
-        record.save()
+        _drop_challenger(record, registry)
         if record.is_running() and not _live(record, "/admin/rollback", settings):
             start_server(record)
         return record
@@ -122,3 +112,46 @@ def rollback_deployment(settings: NexusSettings, deployment: str) -> LocalDeploy
     if record.is_running():
         start_server(record)
     return record
+
+
+def _promote_challenger(record: LocalDeployment, registry: ModelRegistry, **details: object) -> None:
+    """The challenger becomes the champion in the registry and the record (saved)."""
+    registry.set_alias(CHALLENGER, record.challenger)
+    registry.promote()
+    previous = record.champion
+    record.champion, record.challenger, record.canary_percent = record.challenger, None, 0.0
+    record.record("promote", version=record.champion, previous=previous, **details)
+    record.save()
+
+
+def _drop_challenger(record: LocalDeployment, registry: ModelRegistry, **details: object) -> None:
+    """The challenger leaves the registry's alias and the record (saved); the champion stays."""
+    if registry.get(CHALLENGER) is None:
+        registry.set_alias(CHALLENGER, record.challenger)
+    registry.rollback()
+    dropped = record.challenger
+    record.challenger, record.canary_percent = None, 0.0
+    record.record("rollback", dropped=dropped, version=record.champion, **details)
+    record.save()
+
+
+def persist_router_change(settings: NexusSettings, deployment: str, event: dict[str, Any]) -> bool:
+    """Carry a promote or rollback that the deployment's router made (on its own, or asked over HTTP
+    with ``nexus deploy promote|rollback``) into the registry and the record, so that a restart
+    serves what the router serves. Returns whether anything changed.
+
+    A change the record already shows (``nexus registry promote`` moves the record, then the router)
+    is left alone, as is an event about versions the record does not hold.
+    """
+    record = LocalDeployment.load(settings, deployment)
+    if record.challenger is None:
+        return False
+    label = f"v{record.challenger}"  # the router's version labels (serve_command_line)
+    registry = ModelRegistry(settings, record.registered_model)
+    if event.get("action") == "rollback" and event.get("challenger") == label:
+        _drop_challenger(record, registry, automatic=bool(event.get("automatic")), reason=event.get("reason"))
+        return True
+    if event.get("action") == "promote" and event.get("champion") == label:
+        _promote_challenger(record, registry, by="router")
+        return True
+    return False

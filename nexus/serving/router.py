@@ -28,6 +28,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -176,6 +177,8 @@ class CanaryRouter:
         self.events: list[dict[str, Any]] = []
         self._random = random.Random(seed)
         self._lock = threading.Lock()
+        self.on_change: Callable[[dict[str, Any]], None] | None = None
+        """Called (in a thread of its own) with each promote or rollback that changed who serves."""
         # series at 0 from the first scrape, so that rate() sees a version's first requests
         for version in self.versions():
             ROUTER_REQUESTS.labels(version=version)
@@ -248,7 +251,8 @@ class CanaryRouter:
             }
             self.challenger, self.percent = None, 0.0
             self.events.append(event)
-            return event
+        self._notify(event)
+        return event
 
     def promote(self) -> dict[str, Any]:
         """Make the challenger the champion (100 % of traffic)."""
@@ -264,7 +268,13 @@ class CanaryRouter:
             }
             self.champion, self.challenger, self.percent = self.challenger, None, 0.0
             self.events.append(event)
-            return event
+        self._notify(event)
+        return event
+
+    def _notify(self, event: dict[str, Any]) -> None:
+        # its own thread: the hook may take a while (a registry call) and the request path must not wait
+        if self.on_change is not None:
+            threading.Thread(target=self.on_change, args=(dict(event),), daemon=True).start()
 
     def set_percent(self, percent: float) -> dict[str, Any]:
         if not 0.0 <= percent <= 100.0:

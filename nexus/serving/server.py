@@ -35,6 +35,7 @@ def _bind_rest_server_to(host: str, timing_middleware: bool = True) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.config.host = host
+            self.config.ws = "none"  # no websockets here; with them on, an upgrade request hangs
 
         def _add_middlewares(self, app: Any) -> None:
             if timing_middleware:

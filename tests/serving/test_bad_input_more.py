@@ -7,9 +7,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import socket
 import struct
 import zlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import httpx
@@ -344,3 +346,15 @@ def test_the_entry_point_refuses_a_port_outside_the_tcp_range(capsys, port):
         main(["--model", "m.onnx", "--port", port])
     assert exit_info.value.code == 2
     assert f"--port must be within 1..65535, got {port}" in capsys.readouterr().err
+
+
+def test_a_websocket_upgrade_is_answered_not_left_hanging(server):
+    """The predictors serve no websockets; uvicorn's websocket support used to hold such a connection."""
+    address = urlsplit(server.url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as connection:
+        connection.sendall(
+            f"POST /v1/models/{MODEL_NAME}:predict HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+            "Upgrade: websocket\r\nContent-Length: 2\r\n\r\n{}".encode()
+        )
+        assert connection.recv(4096).startswith(b"HTTP/1.1 4")
+    assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200  # and it keeps serving

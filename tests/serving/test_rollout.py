@@ -6,9 +6,11 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from serving_client import b64
 
@@ -17,7 +19,12 @@ from nexus.errors import DeploymentError, RegistryError
 from nexus.registry import CHALLENGER, CHAMPION, Lineage, ModelRegistry
 from nexus.serving.deployment import LocalDeployment, stop_server
 from nexus.serving.launcher import free_port
-from nexus.serving.rollout import deploy_version, promote_deployment, rollback_deployment
+from nexus.serving.rollout import (
+    deploy_version,
+    persist_router_change,
+    promote_deployment,
+    rollback_deployment,
+)
 from nexus.settings import NexusSettings
 
 NAME = "detector"
@@ -72,6 +79,85 @@ def test_rollback_during_canary_keeps_the_champion(settings, tmp_path):
     record = rollback_deployment(settings, NAME)
     assert (record.champion, record.challenger) == (v1, None)
     assert ModelRegistry(settings, NAME).require(v2).tags["nexus.status"] == "rolled-back"
+
+
+@pytest.mark.parametrize(
+    ("event", "changed", "champion", "challenger"),
+    [
+        ({"action": "rollback", "challenger": "v2", "automatic": True, "reason": "errors"}, True, "1", None),
+        ({"action": "promote", "champion": "v2", "previous": "v1"}, True, "2", None),
+        ({"action": "rollback", "challenger": "v7", "automatic": True}, False, "1", "2"),  # not this canary
+        ({"action": "promote", "champion": "v1"}, False, "1", "2"),
+    ],
+)
+def test_a_change_made_by_the_router_moves_the_registry_and_the_record(
+    settings, tmp_path, event, changed, champion, challenger
+):
+    v1 = register(settings, tmp_path, b"one")
+    deploy_version(settings, NAME, v1, registered_model=NAME)
+    v2 = register(settings, tmp_path, b"two")
+    deploy_version(settings, NAME, v2, 30, registered_model=NAME)
+    assert (v1, v2) == ("1", "2")
+    assert persist_router_change(settings, NAME, event) is changed
+    record = LocalDeployment.load(settings, NAME)
+    registry = ModelRegistry(settings, NAME)
+    assert (record.champion, record.challenger) == (champion, challenger)
+    assert registry.require(CHAMPION).version == champion
+    alias = registry.get(CHALLENGER)
+    assert (None if alias is None else alias.version) == challenger
+    if changed:
+        assert record.history[-1]["action"] == event["action"]
+    assert persist_router_change(settings, NAME, event) is False  # the record already shows it
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_an_automatic_rollback_outlives_a_restart(settings, tmp_path, detect_onnx, jpegs):
+    """The router drops a failing challenger on its own: the registry and the record follow, so a
+    restarted deployment serves the champion alone."""
+    v1 = register(settings, tmp_path, detect_onnx)
+    deploy_version(settings, NAME, v1, registered_model=NAME)
+    v2 = register(settings, tmp_path, detect_onnx)
+    deploy_version(settings, NAME, v2, 50, registered_model=NAME)
+    assert main(["deploy", "up", NAME]) == 0
+    record = LocalDeployment.load(settings, NAME)
+    try:
+        (challenger,) = [
+            child
+            for child in psutil.Process(record.pid).children(recursive=True)
+            if "nexus.serving.entrypoint" in " ".join(child.cmdline()) and f"v{v2}" in child.cmdline()
+        ]
+        challenger.kill()  # it stays a zombie until the serve process reaps it: poll its state
+        deadline = time.monotonic() + 10
+        while _alive(challenger):
+            assert time.monotonic() < deadline, "the challenger survived SIGKILL"
+            time.sleep(0.05)
+        body = {"instances": [{"b64": b64(jpegs[0])}]}
+        for _ in range(200):  # random split: both versions reach the policy's 20 requests
+            httpx.post(f"{record.url}/v1/models/{NAME}:predict", json=body, timeout=30)
+            if httpx.get(f"{record.url}/admin/status", timeout=10).json()["challenger"] is None:
+                break
+        else:
+            pytest.fail("the router never rolled the dead challenger back")
+        deadline = time.monotonic() + 30
+        while LocalDeployment.load(settings, NAME).challenger is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        saved = LocalDeployment.load(settings, NAME)
+        assert (saved.champion, saved.challenger) == (v1, None)
+        assert saved.history[-1]["action"] == "rollback" and saved.history[-1]["automatic"] is True
+        assert "error rate" in saved.history[-1]["reason"]
+        assert ModelRegistry(settings, NAME).get(CHALLENGER) is None
+        assert main(["deploy", "up", NAME]) == 0  # a restart serves what the router served
+        restarted = LocalDeployment.load(settings, NAME)
+        response = httpx.post(f"{restarted.url}/v1/models/{NAME}:predict", json=body, timeout=30)
+        assert response.status_code == 200 and response.json()["model_version"] == f"v{v1}"
+    finally:
+        stop_server(LocalDeployment.load(settings, NAME))
 
 
 @pytest.mark.parametrize(
