@@ -4,7 +4,9 @@ KServe and uvicorn read a body of any size into memory: one client sending gigab
 predictor down for every other client. :class:`RequestBodyLimitMiddleware` refuses such a body with a
 413 JSON error, by its declared ``Content-Length`` before reading anything, or while a body without one
 (chunked) streams in, and hands the app the body it has read so far in one message (the app reads it
-whole anyway).
+whole anyway). A client that stops sending in the middle of its body gets a 408 once
+``body_idle_timeout_s`` pass without a byte (as nginx's ``client_body_timeout``), instead of holding
+its connection and buffer for ever.
 
 Example:
     >>> app.add_middleware(RequestBodyLimitMiddleware, max_bytes=128 * 2**20)  # doctest: +SKIP
@@ -12,11 +14,16 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_MAX_REQUEST_BYTES = 128 * 2**20
 """128 MiB: a full batch of 64 JPEGs at 720p is ~15 MB as binary tensors, ~20 MB as base64."""
+
+DEFAULT_BODY_IDLE_TIMEOUT_S = 60.0
+"""How long a request body may pause between two of its chunks."""
 
 
 def too_large_message(max_bytes: int, size: int | None = None) -> str:
@@ -39,13 +46,22 @@ class RequestBodyLimitMiddleware:
     Args:
         app: the ASGI application behind this middleware.
         max_bytes: the largest body accepted, in bytes.
+        body_idle_timeout_s: the longest pause between two chunks of a body before a 408.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        body_idle_timeout_s: float = DEFAULT_BODY_IDLE_TIMEOUT_S,
+    ) -> None:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+        if not body_idle_timeout_s > 0:
+            raise ValueError(f"body_idle_timeout_s must be above 0, got {body_idle_timeout_s}")
         self.app = app
         self.max_bytes = max_bytes
+        self.body_idle_timeout_s = body_idle_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,7 +74,14 @@ class RequestBodyLimitMiddleware:
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_idle_timeout_s)
+            except TimeoutError:
+                stalled = (
+                    f"request body stalled: no bytes for {self.body_idle_timeout_s:g} s after {size} bytes"
+                )
+                await _refuse(send, stalled, status=408)
+                return
             if message["type"] != "http.request":
                 return  # the client went away before its body arrived
             chunk = message.get("body", b"")
@@ -89,12 +112,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, message: str) -> None:
+async def _refuse(send: Send, message: str, status: int = 413) -> None:
     body = orjson.dumps({"error": message})
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

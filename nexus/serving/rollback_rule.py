@@ -21,6 +21,14 @@ class VersionHealth:
     p95_seconds: float | None = None
 
 
+def _digits_that_show_the_gap(rate: float, limit: float) -> int:
+    """Decimals (1 to 4) at which ``rate`` prints above ``limit``: 5.03% against 5% must not read 5.0%."""
+    for digits in range(1, 4):
+        if round(rate * 100, digits) > round(limit * 100, digits):
+            return digits
+    return 4
+
+
 def rollback_reason(
     champion: VersionHealth | None,
     challenger: VersionHealth | None,
@@ -37,9 +45,10 @@ def rollback_reason(
         return None
     champion_error = champion.error_rate if champion else 0.0
     if challenger.error_rate > champion_error + max_error_rate_margin:
+        digits = _digits_that_show_the_gap(challenger.error_rate, champion_error + max_error_rate_margin)
         return (
-            f"challenger error rate {challenger.error_rate:.1%} exceeds the champion's "
-            f"{champion_error:.1%} by more than {max_error_rate_margin:.1%}"
+            f"challenger error rate {challenger.error_rate:.{digits}%} exceeds the champion's "
+            f"{champion_error:.{digits}%} by more than {max_error_rate_margin:.{digits}%}"
         )
     if champion is None or champion.requests < min_requests:
         return None

@@ -13,10 +13,32 @@ import kserve
 import kserve.model_server as kserve_model_server
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from kserve.errors import ModelNotFound, ModelNotReady
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 
 from nexus.serving.body_limit import DEFAULT_MAX_REQUEST_BYTES, RequestBodyLimitMiddleware
 from nexus.serving.fast_path import InferenceFastPathMiddleware, answer_inference
+
+logger = logging.getLogger(__name__)
+
+_CLIENT_ERRORS = ((InvalidInput, 400), (ModelNotFound, 404))
+
+
+def _answer_client_errors_quietly(app: Any) -> None:
+    """A bad request gets the same JSON error as from KServe's handlers, logged as one warning line.
+
+    KServe logs a full traceback for every 400 and 404 it answers, so any client could fill the log
+    with them; a traceback stays for the 5xx errors, which are ours.
+    """
+
+    def handler_for(status: int):
+        async def answer(request: Request, error: Exception) -> JSONResponse:
+            logger.warning("%s %s answered %d: %s", request.method, request.url.path, status, error)
+            return JSONResponse({"error": str(error)}, status_code=status)
+
+        return answer
+
+    for kind, status in _CLIENT_ERRORS:
+        app.add_exception_handler(kind, handler_for(status))
 
 
 def _bind_rest_server_to(host: str, timing_middleware: bool = True) -> None:
@@ -40,6 +62,10 @@ def _bind_rest_server_to(host: str, timing_middleware: bool = True) -> None:
         def _add_middlewares(self, app: Any) -> None:
             if timing_middleware:
                 super()._add_middlewares(app)
+
+        def _add_exception_handlers(self, app: Any) -> None:
+            super()._add_exception_handlers(app)
+            _answer_client_errors_quietly(app)
 
     kserve_model_server.RESTServer = HostBoundRESTServer
 

@@ -73,37 +73,39 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class RouterThread:
-    """A canary router served by uvicorn in a background thread."""
+class AppThread:
+    """An ASGI app served by uvicorn on a free localhost port in a background thread."""
 
-    def __init__(self, router, **app_options) -> None:
+    def __init__(self, app) -> None:
         import uvicorn
 
         from nexus.serving.launcher import free_port
-        from nexus.serving.router import create_router_app
 
-        self.router = router
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_router_app(router, **app_options),
-            host="127.0.0.1",
-            port=self.port,
-            access_log=False,
-            log_level="warning",
-        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, access_log=False, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> RouterThread:
+    def __enter__(self) -> AppThread:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
             if time.monotonic() > deadline:
-                raise RuntimeError("router did not start")
+                raise RuntimeError("server did not start")
             time.sleep(0.02)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class RouterThread(AppThread):
+    """A canary router served by uvicorn in a background thread."""
+
+    def __init__(self, router, **app_options) -> None:
+        from nexus.serving.router import create_router_app
+
+        self.router = router
+        super().__init__(create_router_app(router, **app_options))

@@ -201,3 +201,28 @@ def test_too_many_images_in_one_request(predictor, jpegs):
     response = v1(predictor.url, [{"b64": b64(jpegs[0])}] * 65)
     assert response.status_code == 400
     assert "limit" in response.json()["error"]
+
+
+def test_bad_requests_are_logged_in_one_line_without_a_traceback(predictor, jpegs):
+    """A client cannot fill the log with tracebacks: each 4xx is one warning line naming the request."""
+    import time
+
+    log_path = predictor.log_path
+    start = log_path.stat().st_size
+    sends = [
+        lambda: httpx.post(f"{predictor.url}/v1/models/nope:predict", json={"instances": []}),
+        lambda: httpx.post(f"{predictor.url}/v2/models/nope/infer", json={"inputs": []}),
+        lambda: httpx.get(f"{predictor.url}/v2/models/nope/ready"),
+        lambda: v1(predictor.url, [{"b64": b64(b"not an image")}]),
+        lambda: v1(predictor.url, [{"b64": b64(jpegs[0])}], parameters={"confidence": 1.5}),
+    ]
+    statuses = [send().status_code for send in sends]
+    assert all(400 <= status < 500 for status in statuses), statuses
+    deadline = time.monotonic() + 5
+    while "nope/ready" not in log_path.read_bytes()[start:].decode() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    written = log_path.read_bytes()[start:].decode()
+    assert "Traceback" not in written, written
+    assert (
+        "/v1/models/nope:predict answered 404" in written and "/v2/models/nope/ready answered 404" in written
+    )

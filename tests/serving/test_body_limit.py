@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 
 import httpx
 import pytest
-from serving_client import MODEL_NAME, RouterThread, b64
+from serving_client import MODEL_NAME, AppThread, RouterThread, b64
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -26,9 +27,9 @@ async def echo(request: Request) -> JSONResponse:
     return JSONResponse({"size": len(body), "head": body[:4].decode()})
 
 
-def limited_app(limit: int = LIMIT) -> Starlette:
+def limited_app(limit: int = LIMIT, **options) -> Starlette:
     app = Starlette(routes=[Route("/echo", echo, methods=["GET", "POST"])])
-    app.add_middleware(RequestBodyLimitMiddleware, max_bytes=limit)
+    app.add_middleware(RequestBodyLimitMiddleware, max_bytes=limit, **options)
     return app
 
 
@@ -75,9 +76,48 @@ def test_the_middleware_passes_bodies_up_to_the_limit_and_refuses_larger_ones(co
         assert "--max-request-bytes" in response.json()["error"]
 
 
-def test_a_limit_below_one_byte_is_refused():
-    with pytest.raises(ValueError, match="max_bytes must be at least 1"):
-        RequestBodyLimitMiddleware(limited_app(), max_bytes=0)
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [({"max_bytes": 0}, "max_bytes must be at least 1"), ({"body_idle_timeout_s": 0}, "above 0")],
+)
+def test_bad_limits_are_refused(options, word):
+    with pytest.raises(ValueError, match=word):
+        RequestBodyLimitMiddleware(limited_app(), **options)
+
+
+@pytest.mark.parametrize(
+    ("pauses_s", "status"),
+    [
+        ([0.05] * 8, 200),  # slow but steady: every pause under the timeout
+        ([0.05, 1.5], 408),  # stalls after its second chunk
+        ([1.5], 408),  # sends its headers, then nothing
+    ],
+)
+def test_a_body_that_stalls_gets_a_408_and_a_steady_one_arrives(pauses_s, status):
+    """A client that stops mid-body is answered once the idle timeout passes, not held for ever."""
+    with (
+        AppThread(limited_app(body_idle_timeout_s=0.5)) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock,
+    ):
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 900\r\n\r\n",
+        )
+        sent = 0
+        for pause in pauses_s:
+            time.sleep(pause)
+            if status == 408 and pause > 1:
+                break
+            sock.sendall(b"abcd" if sent == 0 else b"x" * 4)
+            sent += 4
+        else:
+            sock.sendall(b"y" * (900 - sent))
+        reply = _read_reply(sock)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert int(head.split()[1]) == status, reply
+    if status == 408:
+        assert f"no bytes for 0.5 s after {sent} bytes" in json.loads(body)["error"]
+    else:
+        assert json.loads(body) == {"size": 900, "head": "abcd"}
 
 
 def declare_too_much(url: str, path: str, size: int) -> tuple[int, dict]:
@@ -88,14 +128,19 @@ def declare_too_much(url: str, path: str, size: int) -> tuple[int, dict]:
             f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {size}\r\n\r\n".encode()
         )
-        reply = b""
-        while b"\r\n\r\n" not in reply or len(reply.partition(b"\r\n\r\n")[2]) < _length(reply):
-            data = sock.recv(65536)
-            if not data:
-                break
-            reply += data
+        reply = _read_reply(sock)
     head, _, body = reply.partition(b"\r\n\r\n")
     return int(head.split()[1]), json.loads(body)
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    reply = b""
+    while b"\r\n\r\n" not in reply or len(reply.partition(b"\r\n\r\n")[2]) < _length(reply):
+        data = sock.recv(65536)
+        if not data:
+            break
+        reply += data
+    return reply
 
 
 def _length(reply: bytes) -> int:

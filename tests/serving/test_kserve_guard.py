@@ -74,6 +74,18 @@ def test_guard_policy_is_validated(kwargs, word):
         (VersionHealth(5, 0.0, 0.010), VersionHealth(40, 0.0, 0.100), None),  # champion too quiet for p95
         (None, VersionHealth(40, 0.10, None), "error rate"),  # errors count without a champion
         (VersionHealth(100, 0.0, None), VersionHealth(40, 0.0, 0.100), None),  # no latency known
+        # just over the margin: enough decimals that the numbers show it
+        (
+            VersionHealth(100, 0.0, 0.010),
+            VersionHealth(1990, 0.0503, 0.010),
+            "5.03% exceeds the champion's 0.00%",
+        ),
+        (
+            VersionHealth(100, 0.01, 0.010),
+            VersionHealth(40, 0.0601, 0.010),
+            "6.01% exceeds the champion's 1.00%",
+        ),
+        (VersionHealth(100, 0.0, 0.010), VersionHealth(10**6, 0.050004, 0.010), "5.0004% exceeds"),
     ],
 )
 def test_rollback_rule(champion, challenger, words):
