@@ -165,6 +165,16 @@ def _add_infer_route(server: kserve.ModelServer) -> None:
         kserve_model_server.app.add_api_route(path, infer, methods=["POST"], include_in_schema=False)
 
 
+def _log_like_kserve() -> None:
+    """Send the ``nexus`` loggers' records through KServe's handlers: the same timestamped format."""
+    nexus_logger, kserve_logger = logging.getLogger("nexus"), logging.getLogger("kserve")
+    if kserve_logger.handlers and not nexus_logger.handlers:
+        for handler in kserve_logger.handlers:
+            nexus_logger.addHandler(handler)
+        nexus_logger.setLevel(logging.INFO)
+        nexus_logger.propagate = False
+
+
 def quiet_access_logs() -> None:
     """Turn off per-request access logs (they cost ~30% of throughput on small requests)."""
     for name in ("uvicorn.access", "kserve.trace"):
@@ -203,6 +213,7 @@ def serve(
     )
     if not access_logs:
         quiet_access_logs()
+    _log_like_kserve()
     _add_metadata_route(server)
     _add_infer_route(server)
     if fast_path:

@@ -226,3 +226,4 @@ def test_bad_requests_are_logged_in_one_line_without_a_traceback(predictor, jpeg
     assert (
         "/v1/models/nope:predict answered 404" in written and "/v2/models/nope/ready answered 404" in written
     )
+    assert "nexus.serving.server WARNING" in written  # KServe's timestamped format, not a bare message
