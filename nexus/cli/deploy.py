@@ -90,7 +90,7 @@ def promote_command(
     router: RouterOption = DEFAULT_ROUTER, kserve: KServeOption = None, namespace: NamespaceOption = "default"
 ) -> None:
     """Make the challenger the champion (all traffic); on KServe, canaryTrafficPercent 100."""
-    if kserve:
+    if kserve is not None:
         _kserve_traffic(kserve, namespace, 100)
         return
     typer.echo(json.dumps(_call("POST", router, "/admin/promote"), indent=2))
@@ -102,7 +102,7 @@ def rollback_command(
 ) -> None:
     """Send all traffic back to the champion and drop the challenger; on KServe, canaryTrafficPercent 0
     (the previous ready revision serves)."""
-    if kserve:
+    if kserve is not None:
         _kserve_traffic(kserve, namespace, 0)
         return
     typer.echo(json.dumps(_call("POST", router, "/admin/rollback"), indent=2))
@@ -117,7 +117,7 @@ def traffic_command(
 ) -> None:
     """Change the challenger's share of traffic."""
     _check_percent(percent)
-    if kserve:
+    if kserve is not None:
         if percent != int(percent):
             raise NexusError(f"KServe's canaryTrafficPercent is a whole number, got {percent}")
         _kserve_traffic(kserve, namespace, int(percent))
@@ -154,6 +154,8 @@ def guard_command(
         policy = CanaryGuardPolicy(window, min_requests, max_error_rate_margin, max_p95_margin)
     except ValueError as error:
         raise NexusError(str(error)) from error
+    if not 0 < interval < float("inf"):  # NaN fails too
+        raise NexusError(f"--interval must be a positive number of seconds, got {interval}")
     while True:
         decision = guard_canary(kserve, namespace, prometheus, policy)
         typer.echo(json.dumps(decision.to_dict()))
@@ -206,7 +208,7 @@ def manifests_command(
             canary_percent=canary_percent,
             mode=mode,
             gpus=gpus,
-            image=image or DEFAULT_IMAGE,
+            image=DEFAULT_IMAGE if image is None else image,
             s3_endpoint=s3_endpoint,
             service_account=service_account,
             max_batch_size=max_batch_size,

@@ -14,10 +14,27 @@ from typing import Any
 
 from nexus.errors import DeploymentError
 from nexus.registry import ModelRegistry
-from nexus.serving.manifests import DeploymentSettings, inference_service_manifest, serving_runtime_manifest
+from nexus.serving.manifests import (
+    DeploymentSettings,
+    check_inference_service_name,
+    check_namespace,
+    inference_service_manifest,
+    serving_runtime_manifest,
+)
 from nexus.settings import NexusSettings
 
 REMOTE_SCHEMES = ("s3://", "gs://", "pvc://", "https://")
+# Fields the generator leaves out for some settings. A merge patch keeps what it does not mention, so a
+# redeploy sends them as null: dropping the transformer, the canary or the service account removes them.
+REMOVABLE_FIELDS = {
+    "inferenceservices": (
+        ("metadata", "annotations", "autoscaling.knative.dev/target"),
+        ("metadata", "annotations", "serving.kserve.io/enable-metric-aggregation"),
+        ("spec", "predictor", "canaryTrafficPercent"),
+        ("spec", "predictor", "serviceAccountName"),
+        ("spec", "transformer"),
+    ),
+}
 
 
 def kserve_settings_for(
@@ -80,13 +97,16 @@ def set_canary_traffic(name: str, namespace: str, percent: int) -> dict[str, Any
     """
     if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
         raise DeploymentError(f"canaryTrafficPercent must be a whole number within [0, 100], got {percent!r}")
+    _check_names(name, namespace)
     api = _custom_objects_api()
     patch = {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
     with _kube_errors(f"the InferenceService {name!r} in namespace {namespace!r}"):
         applied = api.patch_namespaced_custom_object(
             "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name, patch
         )
-    predictor = applied.get("spec", {}).get("predictor", {})
+    spec = applied.get("spec") if isinstance(applied, dict) else None
+    predictor = spec.get("predictor") if isinstance(spec, dict) else None
+    predictor = predictor if isinstance(predictor, dict) else {}
     return {
         "inferenceservice": name,
         "namespace": namespace,
@@ -100,27 +120,54 @@ def get_inference_service(name: str, namespace: str) -> dict[str, Any]:
     Raises:
         DeploymentError: it does not exist, or the cluster refused or could not be reached.
     """
+    _check_names(name, namespace)
     api = _custom_objects_api()
-    with _kube_errors(f"the InferenceService {name!r} in namespace {namespace!r}"):
-        return api.get_namespaced_custom_object(
+    what = f"the InferenceService {name!r} in namespace {namespace!r}"
+    with _kube_errors(what):
+        found = api.get_namespaced_custom_object(
             "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name
         )
+    if not isinstance(found, dict):
+        raise DeploymentError(
+            f"the cluster answered {what} with {type(found).__name__} {str(found)[:80]!r}, not an object: "
+            "is the kubeconfig's server a Kubernetes API server?"
+        )
+    return found
+
+
+def _check_names(name: str, namespace: str) -> None:
+    """An InferenceService name and namespace Kubernetes could hold, before asking for them."""
+    try:
+        check_inference_service_name(name)
+        check_namespace(namespace)
+    except ValueError as error:
+        raise DeploymentError(f"{error}; pass the InferenceService's name and namespace") from error
 
 
 def _custom_objects_api() -> Any:
     """The CustomObjectsApi of the current kubeconfig (or of the pod's service account)."""
+    import yaml
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
     try:
         # KUBECONFIG as it is now: the client reads it once, at import
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    except (ConfigException, OSError) as kube_error:
+    # a file that is not YAML, or YAML of another shape, fails inside the client with these
+    except (
+        ConfigException,
+        OSError,
+        yaml.YAMLError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        ValueError,
+    ) as kube_error:
         try:
             config.load_incluster_config()
         except ConfigException:
             raise DeploymentError(
-                f"no Kubernetes cluster configured (kubeconfig: {kube_error}); "
+                f"no Kubernetes cluster configured (kubeconfig: {' '.join(str(kube_error).split())}); "
                 "use target 'local' or set KUBECONFIG"
             ) from kube_error
     return client.CustomObjectsApi()
@@ -142,15 +189,30 @@ def _kube_errors(what: str) -> Iterator[None]:
         raise DeploymentError(f"cannot reach the Kubernetes API server for {what}: {error}") from error
 
 
+def _merge_patch(manifest: dict[str, Any], plural: str) -> dict[str, Any]:
+    """``manifest`` as a JSON merge patch that leaves nothing of an earlier version behind: each
+    ``REMOVABLE_FIELDS`` entry it lacks is sent as null (deleted)."""
+    import copy
+
+    patch = copy.deepcopy(manifest)
+    for path in REMOVABLE_FIELDS.get(plural, ()):
+        node = patch
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node.setdefault(path[-1], None)
+    return patch
+
+
 def _apply(api: Any, manifest: dict[str, Any], plural: str, namespace: str) -> dict[str, Any]:
     """Patch the object if it exists, else create it."""
     from kubernetes.client.exceptions import ApiException
 
     group, version = manifest["apiVersion"].split("/")
     name = manifest["metadata"]["name"]
+    patch = _merge_patch(manifest, plural)
     with _kube_errors(f"the {manifest['kind']} {name!r} in namespace {namespace!r}"):
         try:
-            return api.patch_namespaced_custom_object(group, version, namespace, plural, name, manifest)
+            return api.patch_namespaced_custom_object(group, version, namespace, plural, name, patch)
         except ApiException as error:
             if error.status != 404:
                 raise

@@ -59,7 +59,7 @@ class CanaryGuardPolicy:
             raise ValueError(f"min_requests must be at least 1, got {self.min_requests}")
         if not 0.0 <= self.max_error_rate_margin <= 1.0:
             raise ValueError(f"max_error_rate_margin must be within [0, 1], got {self.max_error_rate_margin}")
-        if self.max_p95_margin <= -1.0:
+        if not self.max_p95_margin > -1.0:  # NaN too: it would never roll back for latency
             raise ValueError(f"max_p95_margin must be above -1 (a fraction), got {self.max_p95_margin}")
 
 
@@ -78,28 +78,68 @@ class CanaryState:
 
 def canary_state(inference_service: dict[str, Any]) -> CanaryState:
     """Read ``status.components.predictor.traffic``: the latest revision with a share is the challenger,
-    the other revision with a share the champion."""
-    predictor = inference_service.get("status", {}).get("components", {}).get("predictor", {})
-    routes = [route for route in predictor.get("traffic") or [] if route.get("percent")]
+    the other revision with a share the champion. No status yet (KServe has not reconciled it) is no
+    canary.
+
+    Raises:
+        DeploymentError: the status is there but not in KServe's shape (names what is wrong).
+    """
+
+    def mapping(value: Any, where: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise DeploymentError(f"{where} is {type(value).__name__} {str(value)[:60]!r}, not an object")
+        return value
+
+    status = mapping(inference_service, "the InferenceService").get("status")
+    predictor = mapping(
+        mapping(mapping(status, "status").get("components"), "status.components").get("predictor"),
+        "status.components.predictor",
+    )
+    traffic = predictor.get("traffic") or []
+    where = "status.components.predictor.traffic"
+    if not isinstance(traffic, list) or not all(isinstance(route, dict) for route in traffic):
+        raise DeploymentError(f"{where} is {str(traffic)[:80]!r}, not a list of routes")
+    routes = []
+    for route in traffic:
+        percent = route.get("percent")
+        if percent is None:
+            continue
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+            raise DeploymentError(
+                f"{where} has a route with percent {percent!r}, not a whole number in [0, 100]"
+            )
+        if percent and not (isinstance(route.get("revisionName"), str) and route["revisionName"]):
+            raise DeploymentError(f"{where} has a route carrying {percent}% without a revisionName")
+        if percent:
+            routes.append(route)
     latest = [route for route in routes if route.get("latestRevision")]
     previous = [route for route in routes if not route.get("latestRevision")]
     if not latest or not previous:
         return CanaryState()
-    return CanaryState(previous[0]["revisionName"], latest[0]["revisionName"], int(latest[0]["percent"]))
+    return CanaryState(previous[0]["revisionName"], latest[0]["revisionName"], latest[0]["percent"])
+
+
+def health_queries(model: str, window: str) -> dict[str, str]:
+    """The PromQL of ``revision_health``: requests, server errors and p95 inference time per version."""
+    selector = f'model="{model}"'
+    requests = f"nexus_predictor_requests_total{{{selector}}}"
+    failed = f'nexus_predictor_requests_total{{{selector},outcome="error"}}'
+    return {
+        "requests": f"sum by (version) (increase({requests}[{window}]))",
+        "errors": f"sum by (version) (increase({failed}[{window}]))",
+        "p95": "histogram_quantile(0.95, sum by (version, le) "
+        f'(rate(nexus_predictor_stage_seconds_bucket{{{selector},stage="inference"}}[{window}])))',
+    }
 
 
 def revision_health(prometheus_url: str, model: str, window: str) -> dict[str, VersionHealth]:
     """Requests, server-error rate and p95 inference time per ``version`` label of ``model``."""
-    selector = f'model="{model}"'
-    requests = f"nexus_predictor_requests_total{{{selector}}}"
-    totals = _query(prometheus_url, f"sum by (version) (increase({requests}[{window}]))")
-    failed = f'nexus_predictor_requests_total{{{selector},outcome="error"}}'
-    errors = _query(prometheus_url, f"sum by (version) (increase({failed}[{window}]))")
-    p95 = _query(
-        prometheus_url,
-        "histogram_quantile(0.95, sum by (version, le) "
-        f'(rate(nexus_predictor_stage_seconds_bucket{{{selector},stage="inference"}}[{window}])))',
-    )
+    queries = health_queries(model, window)
+    totals = _query(prometheus_url, queries["requests"])
+    errors = _query(prometheus_url, queries["errors"])
+    p95 = _query(prometheus_url, queries["p95"])
     health = {}
     for version, answered in totals.items():
         latency = p95.get(version)
@@ -118,10 +158,17 @@ def _query(prometheus_url: str, expr: str) -> dict[str, float]:
         body = httpx.get(url, params={"query": expr}, timeout=15.0).raise_for_status().json()
     except (httpx.HTTPError, ValueError) as error:
         raise DeploymentError(f"cannot query Prometheus at {prometheus_url}: {error}") from error
-    if body.get("status") != "success":
-        raise DeploymentError(f"Prometheus refused the query {expr!r}: {body.get('error')}")
-    result = body["data"]["result"]
-    return {sample["metric"].get("version", ""): float(sample["value"][1]) for sample in result}
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else str(body)[:80]
+        raise DeploymentError(f"Prometheus refused the query {expr!r}: {error}")
+    try:
+        result = body["data"]["result"]
+        return {sample["metric"].get("version", ""): float(sample["value"][1]) for sample in result}
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as error:
+        raise DeploymentError(
+            f"Prometheus at {prometheus_url} answered the query {expr!r} with a result that is not an "
+            f"instant vector ({type(error).__name__}: {error}): is it a Prometheus API?"
+        ) from error
 
 
 @dataclass
@@ -156,7 +203,13 @@ def guard_canary(
         DeploymentError: the cluster or Prometheus could not be read, or refused the rollback.
     """
     policy = policy or CanaryGuardPolicy()
-    state = canary_state(get_inference_service(name, namespace))
+    inference_service = get_inference_service(name, namespace)
+    try:
+        state = canary_state(inference_service)
+    except DeploymentError as error:
+        raise DeploymentError(
+            f"cannot read the canary of the InferenceService {name!r} in namespace {namespace!r}: {error}"
+        ) from error
     decision = GuardDecision(name, namespace, state)
     if not state.active:
         return decision
@@ -169,6 +222,13 @@ def guard_canary(
         policy.max_p95_margin,
     )
     if decision.reason is not None:
-        set_canary_traffic(name, namespace, 0)
+        try:
+            set_canary_traffic(name, namespace, 0)
+        except DeploymentError as error:
+            raise DeploymentError(
+                f"the challenger {state.challenger} needs a rollback ({decision.reason}), "
+                f"but it failed: {error}; roll back by hand: "
+                f"nexus deploy rollback --kserve {name} --namespace {namespace}"
+            ) from error
         decision.rolled_back = True
     return decision

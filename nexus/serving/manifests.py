@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,42 @@ DEFAULT_IMAGE = "ghcr.io/nexus-ai/nexus-serving:0.1.0"
 DEFAULT_RUNTIME = "nexus-yolo-runtime"
 DEFAULT_TENSOR_RUNTIME = "nexus-yolo-tensor-runtime"
 PORT = 8080
+HOST_LABEL_MAX = 63
+
+DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+# A container image reference as the kubelet parses it (github.com/distribution/reference); anything else
+# is accepted by the API server and then never starts (InvalidImageName).
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::\w[\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
+_HOST = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+QUANTITY = re.compile(r"(\d+(\.\d*)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
+
+
+def check_inference_service_name(name: object) -> None:
+    """Raise ``ValueError`` unless ``name`` can name an InferenceService (KServe: a DNS-1035 label)."""
+    if not isinstance(name, str) or not DNS1035_LABEL.fullmatch(name):
+        raise ValueError(
+            f"name {name!r} must be a DNS-1035 label: lowercase letters, digits and '-', starting with a "
+            "letter, ending with a letter or digit, at most 63 characters"
+        )
+
+
+def check_namespace(namespace: object) -> None:
+    """Raise ``ValueError`` unless ``namespace`` is a DNS-1123 label (what Kubernetes accepts)."""
+    if not isinstance(namespace, str) or not DNS1123_LABEL.fullmatch(namespace):
+        raise ValueError(
+            f"namespace {namespace!r} must be a DNS-1123 label: lowercase letters, digits and '-', "
+            "at most 63 characters"
+        )
 
 
 @dataclass(frozen=True)
@@ -86,56 +124,77 @@ class DeploymentSettings:
     full_decode: bool = False
 
     def __post_init__(self) -> None:
-        import re
-
+        self._check_types()
         if self.runtime_name is None:
             default = DEFAULT_TENSOR_RUNTIME if self.transformer else DEFAULT_RUNTIME
             object.__setattr__(self, "runtime_name", default)
 
-        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", self.name):
-            raise ValueError(
-                f"name {self.name!r} must be a DNS-1035 label: lowercase letters, digits and '-', "
-                "starting with a letter"
-            )
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", self.namespace):
-            raise ValueError(
-                f"namespace {self.namespace!r} must be a DNS-1123 label: lowercase letters, digits and '-'"
-            )
+        check_inference_service_name(self.name)
+        check_namespace(self.namespace)
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        self._check_host_names()
         scheme, _, rest = self.storage_uri.partition("://")
         if scheme not in ("s3", "gs", "pvc", "https", "hf") or not rest.strip("/"):
             raise ValueError(
                 f"storage_uri {self.storage_uri!r} must be a remote URI (s3://bucket/prefix for S3/MinIO, "
                 "pvc://claim/path)"
             )
-        if not self.image or any(c.isspace() for c in self.image):
-            raise ValueError(f"image {self.image!r} must be an image reference such as {DEFAULT_IMAGE}")
-        if self.s3_endpoint is not None and not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?", self.s3_endpoint):
+        if any(c.isspace() or not c.isprintable() for c in self.storage_uri):
             raise ValueError(
-                f"s3_endpoint {self.s3_endpoint!r} must be host[:port] without a scheme or path, "
-                "e.g. minio.minio:9000"
+                f"storage_uri {self.storage_uri!r} contains whitespace or control characters; "
+                "pass the URI alone, without spaces or line breaks"
             )
-        quantity = r"\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?"
+        if len(self.image) > 255 or not IMAGE_REFERENCE.fullmatch(self.image):
+            raise ValueError(
+                f"image {self.image!r} must be an image reference such as {DEFAULT_IMAGE} "
+                "(repository in lowercase, optional :tag and @sha256:digest)"
+            )
+        for field_name in ("runtime_name", "service_account"):
+            value = getattr(self, field_name)
+            if value is not None and not DNS1123_SUBDOMAIN.fullmatch(value):
+                hint = "; omit it to use the namespace's default" if field_name == "service_account" else ""
+                raise ValueError(
+                    f"{field_name} {value!r} must be a DNS-1123 subdomain: lowercase letters, digits, '-' "
+                    f"and '.', starting and ending with a letter or digit{hint}"
+                )
+        if self.s3_endpoint is not None:
+            host, colon, port = self.s3_endpoint.partition(":")
+            if (
+                not re.fullmatch(_HOST, host)
+                or len(host) > 253
+                or (colon and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535))
+            ):
+                raise ValueError(
+                    f"s3_endpoint {self.s3_endpoint!r} must be host[:port] without a scheme or path, "
+                    "port within 1..65535, e.g. minio.minio:9000"
+                )
         for field_name in ("cpu", "memory", "transformer_cpu", "transformer_memory"):
             value = getattr(self, field_name)
-            if not re.fullmatch(quantity, str(value)):
+            examples = "'4Gi', '512Mi'" if "memory" in field_name else "'2', '500m'"
+            quantity = QUANTITY.fullmatch(value)
+            if not quantity:
+                raise ValueError(f"{field_name} {value!r} is not a Kubernetes quantity (e.g. {examples})")
+            if not any(c in "123456789" for c in quantity.group(1)):
+                raise ValueError(f"{field_name} {value!r} must be above zero (e.g. {examples})")
+            if "memory" in field_name and quantity.group(3) == "m":
                 raise ValueError(
-                    f"{field_name} {value!r} is not a Kubernetes quantity (e.g. '2', '500m', '4Gi')"
+                    f"{field_name} {value!r} is {value[:-1]} thousandths of a byte ('m' is milli); "
+                    f"write {value[:-1]}Mi (mebibytes) or {value[:-1]}M (megabytes)"
                 )
         BatchingConfig(max_batch_size=self.max_batch_size, max_delay_ms=self.max_delay_ms)
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.canary_percent is not None:
             if not 0 <= self.canary_percent <= 100:
                 raise ValueError(f"canary_percent must be within [0, 100], got {self.canary_percent}")
             if self.mode != "Serverless":
                 raise ValueError(
                     "canaryTrafficPercent needs Serverless mode in KServe; "
-                    "use --mode Serverless or drop --canary"
+                    "use --mode Serverless or drop --canary-percent"
                 )
         if self.max_request_bytes is not None and self.max_request_bytes < 1:
             raise ValueError(f"max_request_bytes must be at least 1, got {self.max_request_bytes}")
         if self.gpus < 0:
-            raise ValueError(f"gpus must be >= 0, got {self.gpus}")
+            raise ValueError(f"gpus must be >= 0, got {self.gpus}; 0 runs on the CPU")
         if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
             raise ValueError(
                 f"need 0 <= min_replicas <= max_replicas and max_replicas >= 1, got "
@@ -143,6 +202,62 @@ class DeploymentSettings:
             )
         if self.min_replicas == 0 and self.mode == "RawDeployment":
             raise ValueError("RawDeployment cannot scale to zero; set min_replicas >= 1")
+
+    def _check_types(self) -> None:
+        """Whole numbers, flags and strings where Kubernetes and the serving image need them; numeric
+        quantities (``cpu=2``) become strings."""
+        for field_name in ("name", "storage_uri", "namespace", "mode", "image"):
+            value = getattr(self, field_name)
+            if not isinstance(value, str):
+                raise ValueError(f"{field_name} must be a string, got {value!r}")
+        for field_name in ("runtime_name", "service_account", "s3_endpoint"):
+            value = getattr(self, field_name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{field_name} must be a string, got {value!r}")
+        for field_name in ("cpu", "memory", "transformer_cpu", "transformer_memory"):
+            value = getattr(self, field_name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                object.__setattr__(self, field_name, str(value))
+            elif not isinstance(value, str):
+                raise ValueError(
+                    f"{field_name} {value!r} is not a Kubernetes quantity (e.g. '2', '500m', '4Gi')"
+                )
+        wholes = (
+            "gpus",
+            "max_batch_size",
+            "min_replicas",
+            "max_replicas",
+            "canary_percent",
+            "max_request_bytes",
+        )
+        for field_name in wholes:
+            value = getattr(self, field_name)
+            if value is None and field_name in ("canary_percent", "max_request_bytes"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                hint = " (Kubernetes allocates whole GPUs)" if field_name == "gpus" else ""
+                raise ValueError(f"{field_name} must be a whole number{hint}, got {value!r}")
+        for field_name in ("transformer", "full_decode"):
+            value = getattr(self, field_name)
+            if not isinstance(value, bool):
+                raise ValueError(f"{field_name} must be True or False, got {value!r}")
+
+    def _check_host_names(self) -> None:
+        """KServe turns the name into host names (its default domain template ``{name}-{namespace}``,
+        and the components' ``{name}-predictor``/``{name}-transformer``); each label must fit in 63
+        characters, else the InferenceService is accepted and never reconciles."""
+        components = ["predictor", *(["transformer"] if self.transformer else [])]
+        if self.mode == "RawDeployment":
+            labels = [f"{self.name}-{component}-{self.namespace}" for component in components]
+        else:
+            labels = [f"{self.name}-{self.namespace}", *(f"{self.name}-{c}" for c in components)]
+        longest = max(labels, key=len)
+        if len(longest) > HOST_LABEL_MAX:
+            raise ValueError(
+                f"name {self.name!r} in namespace {self.namespace!r} makes KServe's host name label "
+                f"{longest!r} ({len(longest)} characters, at most {HOST_LABEL_MAX}): shorten the name or the "
+                f"namespace by {len(longest) - HOST_LABEL_MAX}"
+            )
 
     def resources(self) -> k8s.V1ResourceRequirements:
         limits: dict[str, str] = {"cpu": self.cpu, "memory": self.memory}
