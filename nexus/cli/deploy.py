@@ -2,6 +2,7 @@
 
 Example:
     nexus deploy status --router http://127.0.0.1:8080
+    nexus deploy status --kserve detector --namespace vision --prometheus http://prometheus:9090
     nexus deploy promote
     nexus deploy promote --kserve detector --namespace vision
     nexus deploy guard --kserve detector --prometheus http://prometheus:9090
@@ -64,12 +65,6 @@ def _check_percent(percent: float) -> None:
         raise NexusError(f"traffic percent must be within [0, 100], got {percent}")
 
 
-@app.command("status")
-def status_command(router: RouterOption = DEFAULT_ROUTER) -> None:
-    """Show champion, challenger, traffic share and per-version counters."""
-    typer.echo(json.dumps(_call("GET", router, "/admin/status"), indent=2))
-
-
 KServeOption = Annotated[
     str | None,
     typer.Option(
@@ -77,6 +72,33 @@ KServeOption = Annotated[
     ),
 ]
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="The InferenceService's namespace.")]
+
+
+@app.command("status")
+def status_command(
+    router: RouterOption = DEFAULT_ROUTER,
+    kserve: Annotated[
+        str | None, typer.Option("--kserve", help="Show this KServe InferenceService instead of the router.")
+    ] = None,
+    namespace: NamespaceOption = "default",
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus",
+            help="With --kserve: Prometheus URL for each revision's requests, errors and p95.",
+            envvar="NEXUS_PROMETHEUS_URL",
+        ),
+    ] = None,
+    window: Annotated[str, typer.Option("--window", help="With --prometheus: the range it covers.")] = "5m",
+) -> None:
+    """Show champion, challenger, traffic share and per-version counters (of the router, or of a KServe
+    InferenceService's predictor revisions)."""
+    if kserve is not None:
+        from nexus.serving.kserve_status import kserve_status
+
+        typer.echo(json.dumps(kserve_status(kserve, namespace, prometheus, window), indent=2))
+        return
+    typer.echo(json.dumps(_call("GET", router, "/admin/status"), indent=2))
 
 
 def _kserve_traffic(name: str, namespace: str, percent: int) -> None:

@@ -206,3 +206,96 @@ def test_guard_component_rolls_back_through_the_same_rule(kube_api, prometheus):
     decision = json.loads(answer)
     assert decision["rolled_back"] and decision["challenger"] == CHALLENGER
     assert decision["health"][CHALLENGER]["requests"] >= 25
+
+
+# ------------------------------------------------------------------ deploy status --kserve
+
+
+def serving_isvc(*routes: tuple[str, int, bool], ready: str = "True", reason: str | None = None) -> dict:
+    """``isvc_with_traffic`` with the spec, URL and Ready condition KServe reports."""
+    isvc = isvc_with_traffic(*routes)
+    isvc["spec"] = {
+        "predictor": {"canaryTrafficPercent": 10, "model": {"storageUri": "s3://models/detector/v2"}}
+    }
+    condition = {"type": "Ready", "status": ready, **({"reason": reason} if reason else {})}
+    isvc["status"] |= {"url": "http://detector.vision.example.com", "conditions": [condition]}
+    return isvc
+
+
+def test_status_reports_the_revisions_and_their_health(kube_api, prometheus):
+    from nexus.serving.kserve_status import kserve_status
+
+    kube_api.objects = {ISVC: serving_isvc((CHALLENGER, 10, True), (CHAMPION, 90, False))}
+    report = kserve_status("detector", "vision", prometheus.url, window="10m")
+    assert report["ready"] is True and report["reason"] is None
+    assert report["url"] == "http://detector.vision.example.com"
+    assert report["storage_uri"] == "s3://models/detector/v2" and report["canary_traffic_percent"] == 10
+    assert (report["champion"], report["challenger"], report["challenger_percent"]) == (
+        CHAMPION,
+        CHALLENGER,
+        10,
+    )
+    assert {route["revision"]: route["percent"] for route in report["traffic"]} == {
+        CHAMPION: 90,
+        CHALLENGER: 10,
+    }
+    health = report["health"]
+    assert set(health) == {CHAMPION, CHALLENGER}
+    assert health[CHAMPION]["requests"] >= 25 and health[CHALLENGER]["requests"] >= 25
+    assert health[CHALLENGER]["p95_seconds"] > health[CHAMPION]["p95_seconds"]
+    # a status is a read: nothing is patched
+    assert [method for method, *_ in kube_api.calls] == ["GET"]
+
+
+def test_status_lists_only_the_revisions_that_serve(kube_api, prometheus):
+    from nexus.serving.kserve_status import kserve_status
+
+    kube_api.objects = {ISVC: serving_isvc((CHALLENGER, 100, True))}  # promoted: the champion is gone
+    report = kserve_status("detector", "vision", prometheus.url, window="10m")
+    assert report["challenger"] is None and set(report["health"]) == {CHALLENGER}
+
+
+@pytest.mark.parametrize(
+    ("ready", "reason", "expected"),
+    [
+        ("True", None, (True, None)),
+        ("False", "RevisionMissing", (False, "RevisionMissing")),
+        ("Unknown", "Reconciling", (None, "Reconciling")),
+    ],
+)
+def test_status_reports_readiness_without_prometheus(kube_api, ready, reason, expected):
+    from nexus.serving.kserve_status import kserve_status
+
+    kube_api.objects = {
+        ISVC: serving_isvc((CHALLENGER, 10, True), (CHAMPION, 90, False), ready=ready, reason=reason)
+    }
+    report = kserve_status("detector", "vision")
+    assert (report["ready"], report["reason"]) == expected and "health" not in report
+
+
+def test_status_of_an_unreconciled_service(kube_api):
+    from nexus.serving.kserve_status import kserve_status
+
+    kube_api.objects = {ISVC: {"metadata": {"name": "detector"}, "spec": {"predictor": {}}}}
+    report = kserve_status("detector", "vision")
+    assert report["ready"] is None and report["traffic"] == [] and report["champion"] is None
+
+
+def test_status_cli(kube_api, prometheus, capsys):
+    import json
+
+    kube_api.objects = {ISVC: serving_isvc((CHALLENGER, 10, True), (CHAMPION, 90, False))}
+    argv = ["deploy", "status", "--kserve", "detector", "--namespace", "vision"]
+    assert main([*argv, "--prometheus", prometheus.url, "--window", "10m"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["challenger"] == CHALLENGER and set(report["health"]) == {CHAMPION, CHALLENGER}
+    assert main([*argv, "--window", "ten minutes"]) == 2
+    assert "Prometheus duration" in capsys.readouterr().err
+    kube_api.objects = {ISVC: {"status": {"components": {"predictor": {"traffic": "all of it"}}}}}
+    assert main(argv) == 2
+    assert "not a list of routes" in capsys.readouterr().err
+    kube_api.objects = {}
+    assert main(argv) == 2
+    assert "no InferenceService 'detector' in namespace 'vision'" in capsys.readouterr().err
+    assert main(["deploy", "status", "--kserve", "Detector!"]) == 2
+    assert "DNS-1035" in capsys.readouterr().err
