@@ -18,11 +18,16 @@ def train(
     device: str = "cpu",
     seed: int = 0,
     hyperparameters: str = "{}",
+    nominal_batch: int = 16,
 ) -> str:
     """Train and return the MLflow run id; ``model`` holds ``best.pt``.
 
     ``hyperparameters`` is a JSON object of extra Ultralytics train arguments (e.g. the output of
     ``tune``: ``{"lr0": 0.004, "momentum": 0.9}``), merged into the training configuration.
+    ``nominal_batch`` is the images per optimizer step (Ultralytics' ``nbs``, 64 by default, which
+    accumulates 4 batches of 16): on a few hundred images, 64 leaves too few steps to converge in 30
+    epochs (the sample data reached mAP50 0.81 where 16 reaches 0.98). An ``nbs`` in
+    ``hyperparameters`` wins.
     """
     import json
     import shutil
@@ -39,6 +44,7 @@ def train(
     if not isinstance(extra, dict):
         raise NexusError(f'hyperparameters={hyperparameters!r} must be a JSON object such as {{"lr0": 0.01}}')
 
+    extra = {"nbs": nominal_batch, **extra}
     result = train_model(
         TrainConfig(
             data=Path(dataset.path),

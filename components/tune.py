@@ -17,12 +17,14 @@ def tune(
     architecture: str = "yolov8n.yaml",
     seed: int = 0,
     device: str = "cpu",
+    nominal_batch: int = 16,
 ) -> str:
     """Run ``trials`` trials of ``epochs`` epochs; return the best hyperparameters as a JSON object.
 
     ``trials == 0`` (the default) trains nothing and returns ``{}`` (train with the defaults), as
     does a study whose trials were all pruned. Each run is a fresh study (seeded), kept in a
-    temporary journal; the trials are nested MLflow runs under one parent run.
+    temporary journal; the trials are nested MLflow runs under one parent run. ``nominal_batch``
+    (Ultralytics' ``nbs``) is fixed for every trial, as ``train`` uses it.
     """
     import json
     import tempfile
@@ -43,6 +45,7 @@ def tune(
         seed=seed,
         study_name="pipeline",
         storage=Path(tempfile.mkdtemp(prefix="nexus-tune-")) / "optuna.journal",
+        extra={"plots": False, "nbs": nominal_batch},
     )
     result = run_study(config, progress=False)
     metrics.log_metric("trials_complete", result.n_complete)

@@ -26,6 +26,10 @@ class QuickstartConfig:
         epochs: training epochs.
         seed: dataset and training seed.
         model: architecture YAML (or weights file) to train.
+        batch: images per batch.
+        nominal_batch: images per optimizer step (Ultralytics' ``nbs``; its default 64 accumulates 4
+            batches of 16, which leaves the 300 training images too few steps: mAP50 0.81 after 30
+            epochs where 16 reaches 0.98).
     """
 
     workdir: Path | None = None
@@ -35,6 +39,7 @@ class QuickstartConfig:
     seed: int = 0
     model: str = "yolov8n.yaml"
     batch: int = 16
+    nominal_batch: int = 16
 
     def __post_init__(self) -> None:
         """Check every size before the dataset is written: a later run would reuse that dataset."""
@@ -50,6 +55,7 @@ class QuickstartConfig:
             ),
             (self.epochs >= 1, f"epochs={self.epochs} must be at least 1"),
             (self.batch >= 1, f"batch={self.batch} must be at least 1"),
+            (self.nominal_batch >= 1, f"nominal_batch={self.nominal_batch} must be at least 1"),
             (self.seed >= 0, f"seed={self.seed} must be 0 or more"),
         ]
         for ok, message in checks:
@@ -103,6 +109,7 @@ def run_quickstart(
             seed=config.seed,
             name="quickstart",
             project=workdir / "runs",
+            extra={"nbs": config.nominal_batch},
         ),
         settings=settings,
     )

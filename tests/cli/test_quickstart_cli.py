@@ -21,6 +21,9 @@ def test_quickstart_runs_every_step_and_writes_a_summary(tmp_path, capsys, monke
     assert summary["prediction"]["image"].endswith((".jpg", ".png"))
     assert list(summary["seconds"]) == ["dataset", "train", "export", "evaluate", "predict"]
     assert (workdir / "eval" / "onnx" / "confusion_matrix.png").is_file()
+    # the sample data's recipe: an optimizer step per 16 images, not Ultralytics' 64
+    args = (workdir / "runs" / "quickstart" / "args.yaml").read_text()
+    assert "\nnbs: 16\n" in args
     assert '"evaluation"' in capsys.readouterr().out
 
 

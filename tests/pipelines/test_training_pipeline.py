@@ -76,6 +76,8 @@ def test_gate_registers_deploys_and_reruns_from_cache(home, tmp_path, capsys):
     record = LocalDeployment.load(home, "nexus-detector")
     assert (record.champion, record.challenger) == ("1", None)
     trainings = training_runs(home)
+    # train's default recipe: an optimizer step per 16 images (nominal_batch), not Ultralytics' 64
+    assert "\nnbs: 16\n" in (home.home / "runs" / "pipeline" / "args.yaml").read_text()
 
     # 2. Unchanged inputs: every step before the gate comes from the cache; nothing new registered.
     assert run_training(root) == 0

@@ -35,6 +35,7 @@ def test_tune_compiles_in_a_one_step_pipeline(tmp_path):
         "architecture": "yolov8n.yaml",
         "seed": 0,
         "device": "cpu",
+        "nominal_batch": 16,
     }
     assert (
         component["inputDefinitions"]["artifacts"]["dataset"]["artifactType"]["schemaTitle"]
@@ -114,5 +115,7 @@ def test_local_run_tunes_then_trains_with_the_best_params(tune_dataset, settings
         if key.startswith("extra.")
     }
     tuned.pop("val"), tuned.pop("plots")
+    # trials and the final training share the recipe: an optimizer step per 16 images
+    assert tuned.pop("nbs") == params["extra.nbs"] == "16"
     assert sorted(tuned) == ["fliplr", "hsv_h", "hsv_s", "hsv_v", "lr0", "momentum", "mosaic", "weight_decay"]
     assert {key: params[f"extra.{key}"] for key in tuned} == tuned  # train got exactly the trial's values
