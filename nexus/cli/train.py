@@ -24,6 +24,14 @@ def train_command(
     epochs: Annotated[int, typer.Option("--epochs", help="Epochs to train.")] = 30,
     imgsz: Annotated[int, typer.Option("--imgsz", help="Training image size (multiple of 32).")] = 160,
     batch: Annotated[int, typer.Option("--batch", help="Images per batch (over all GPUs).")] = 16,
+    nominal_batch: Annotated[
+        int,
+        typer.Option(
+            "--nominal-batch",
+            help="Images per optimizer step (Ultralytics' nbs; smaller batches accumulate gradients): "
+            "16 suits a few hundred images, Ultralytics' own default is 64.",
+        ),
+    ] = 16,
     device: Annotated[
         str | None,
         typer.Option(
@@ -57,10 +65,13 @@ def train_command(
     ] = False,
 ) -> None:
     """Train a YOLO model (from an architecture YAML or your own weights) and log it to MLflow."""
+    from nexus.errors import NexusError
     from nexus.settings import NexusSettings
     from nexus.training import TrainConfig, train_model
 
     settings = NexusSettings.from_env()
+    if nominal_batch < 1:
+        raise NexusError(f"--nominal-batch must be at least 1 image per optimizer step, got {nominal_batch}")
     config = TrainConfig(
         data=data,
         model=model,
@@ -75,7 +86,7 @@ def train_command(
         name=name,
         project=project,
         resume=resume,
-        extra={} if plots else {"plots": False},
+        extra={"nbs": nominal_batch, **({} if plots else {"plots": False})},
     )
     # With --json, stdout carries only the result: the training log goes to stderr.
     redirect = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()

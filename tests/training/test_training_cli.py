@@ -37,14 +37,17 @@ def test_train_json(
     assert {"mAP50", "mAP50-95", "metrics/mAP50(B)"} <= set(payload["metrics"])
     assert payload["mlflow_run_id"] and payload["names"] == {"0": "rectangle", "1": "circle"}
     assert "Epoch" in captured.err
+    # the sample data's recipe by default: an optimizer step per 16 images
+    assert "\nnbs: 16\n" in (cli_env / "runs" / "train" / "args.yaml").read_text()
 
 
 def test_train_summary(
     detect_dataset: Path, cli_env: Path, no_network, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rc = main(
-        ["train", "--data", str(detect_dataset / "dataset.yaml"), *TINY_ARGS, "--name", "cli", "--quiet"]
-    )
+        ["train", "--data", str(detect_dataset / "dataset.yaml"), *TINY_ARGS, "--name", "cli", "--quiet",
+         "--nominal-batch", "64"]
+    )  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0
     lines = dict(line.split(":", 1) for line in out.strip().splitlines())
@@ -52,6 +55,7 @@ def test_train_summary(
     assert lines["best weights"].strip().endswith("best.pt")
     assert float(lines["mAP50"]) >= 0.0 and float(lines["mAP50-95"]) >= 0.0
     assert len(lines["MLflow run"].split()[0]) == 32
+    assert "\nnbs: 64\n" in (cli_env / "runs" / "cli" / "args.yaml").read_text()
 
 
 def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -117,3 +121,12 @@ def test_resume_of_unknown_run(
 ) -> None:
     assert main(["train", "--data", str(detect_dataset), "--resume", "--name", "ghost"]) == 2
     assert "nothing to resume" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("value", ["0", "-16"])
+def test_bad_nominal_batch(
+    detect_dataset: Path, cli_env: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    assert main(["train", "--data", str(detect_dataset), *TINY_ARGS, "--nominal-batch", value]) == 2
+    assert f"--nominal-batch must be at least 1 image per optimizer step, got {value}" in _error_line(capsys)
+    assert not (cli_env / "runs").exists()
