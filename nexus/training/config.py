@@ -94,7 +94,8 @@ class TrainConfig:
     architecture YAML known to Ultralytics (trained from scratch), a path to your own architecture
     YAML, or a path to a ``.pt`` file on disk (fine-tuned); a ``.pt`` that does not exist is rejected
     because Ultralytics would try to download it. ``device`` is ``cpu``, ``0`` or ``0,1`` (DDP).
-    ``extra`` carries any other Ultralytics train argument (e.g. ``{"lr0": 0.01, "plots": False}``).
+    ``extra`` carries any other Ultralytics train argument (e.g. ``{"lr0": 0.01, "plots": False}``);
+    gradients accumulate to 16 images per optimizer step unless it sets ``nbs`` (Ultralytics' 64).
     Mixed precision is off (Ultralytics' AMP check downloads weights); on GPUs pass
     ``extra={"amp": "bf16"}``. ``resume=True`` continues ``<project>/<name>/weights/last.pt``: every
     setting but ``device`` and ``workers`` then comes from that checkpoint.

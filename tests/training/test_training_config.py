@@ -184,3 +184,17 @@ def test_ultralytics_settings_stay_in_home(settings: NexusSettings) -> None:
     assert saved["datasets_dir"] == str(settings.home / "datasets")
     threads = ul_torch_utils.NUM_THREADS
     assert threads == (settings.torch_threads or cpu_count())
+
+
+@pytest.mark.parametrize(
+    ("extra", "nbs"),
+    [({}, 16), ({"nbs": 64}, 64), ({"nbs": 8, "lr0": 0.01}, 8)],
+    ids=["default", "ultralytics-recipe", "chosen"],
+)
+def test_gradients_accumulate_to_16_images_unless_extra_sets_nbs(
+    detect_dataset: Path, tmp_path: Path, extra: dict, nbs: int
+) -> None:
+    from nexus.training.trainer import _train_kwargs
+
+    kwargs = _train_kwargs(TrainConfig(data=detect_dataset, extra=extra), tmp_path)
+    assert kwargs["nbs"] == nbs and kwargs["batch"] == 16
