@@ -121,6 +121,21 @@ def canary_state(inference_service: dict[str, Any]) -> CanaryState:
     return CanaryState(previous[0]["revisionName"], latest[0]["revisionName"], latest[0]["percent"])
 
 
+def read_canary(name: str, namespace: str) -> tuple[dict[str, Any], CanaryState]:
+    """The InferenceService ``name`` as the cluster holds it, and the canary its status reports.
+
+    Raises:
+        DeploymentError: it cannot be read, or its status is not in KServe's shape.
+    """
+    inference_service = get_inference_service(name, namespace)
+    try:
+        return inference_service, canary_state(inference_service)
+    except DeploymentError as error:
+        raise DeploymentError(
+            f"cannot read the canary of the InferenceService {name!r} in namespace {namespace!r}: {error}"
+        ) from error
+
+
 def health_queries(model: str, window: str) -> dict[str, str]:
     """The PromQL of ``revision_health``: requests, server errors and p95 inference time per version."""
     selector = f'model="{model}"'
@@ -203,13 +218,7 @@ def guard_canary(
         DeploymentError: the cluster or Prometheus could not be read, or refused the rollback.
     """
     policy = policy or CanaryGuardPolicy()
-    inference_service = get_inference_service(name, namespace)
-    try:
-        state = canary_state(inference_service)
-    except DeploymentError as error:
-        raise DeploymentError(
-            f"cannot read the canary of the InferenceService {name!r} in namespace {namespace!r}: {error}"
-        ) from error
+    _, state = read_canary(name, namespace)
     decision = GuardDecision(name, namespace, state)
     if not state.active:
         return decision

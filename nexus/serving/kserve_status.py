@@ -12,8 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from nexus.errors import DeploymentError
-from nexus.serving.kserve_apply import get_inference_service
-from nexus.serving.kserve_guard import DURATION, canary_state, revision_health
+from nexus.serving.kserve_guard import DURATION, read_canary, revision_health
 
 
 def kserve_status(
@@ -42,12 +41,7 @@ def kserve_status(
     """
     if not DURATION.fullmatch(window):
         raise DeploymentError(f"window {window!r} must be a Prometheus duration such as 5m, 30s or 1h")
-    inference_service = get_inference_service(name, namespace)
-    what = f"the InferenceService {name!r} in namespace {namespace!r}"
-    try:
-        state = canary_state(inference_service)
-    except DeploymentError as error:
-        raise DeploymentError(f"cannot read the canary of {what}: {error}") from error
+    inference_service, state = read_canary(name, namespace)
     spec = _mapping(inference_service.get("spec"))
     status = _mapping(inference_service.get("status"))
     predictor_spec = _mapping(spec.get("predictor"))
